@@ -1,0 +1,36 @@
+# The README's two commands: `make run` and `make test`. Everything else is set up on demand.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+JSSDK := static/vendor/b24jssdk.min.js
+
+.PHONY: run test lint setup bench clean
+
+run: export B24_ENV ?= development
+run: setup
+	$(BIN)/gunicorn -c gunicorn.conf.py app:app
+
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check .
+
+setup: $(STAMP) $(JSSDK)
+
+$(STAMP): requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+# The official @bitrix24/b24jssdk, pinned in static/package-lock.json, served from our own origin.
+$(JSSDK): static/package.json static/package-lock.json
+	npm ci --prefix static --no-audit --no-fund --loglevel=error
+	mkdir -p static/vendor
+	cp static/node_modules/@bitrix24/b24jssdk/dist/umd/index.min.js $@
+
+clean:
+	rm -rf $(VENV) static/node_modules static/vendor

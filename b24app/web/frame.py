@@ -1,0 +1,6 @@
+"""Blueprint registration only; the routes arrive with their issue."""
+from __future__ import annotations
+
+from flask import Blueprint
+
+bp = Blueprint("frame", __name__)

@@ -1,0 +1,77 @@
+"""Run the app the way production does (gunicorn, several workers) for multi-process tests."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def clean_env(**env: str) -> dict[str, str]:
+    """The current environment without any app variable, plus `env`."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("B24_") and k != "REDIS_URL"}
+    return {**base, **env}
+
+
+@dataclass
+class Served:
+    url: str
+    process: subprocess.Popen[str]
+    log_path: Path
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+@contextmanager
+def gunicorn(env: dict[str, str], log_path: Path, workers: int = 2, threads: int = 4,
+             ready_timeout: float = 30.0) -> Iterator[Served]:
+    """Start `gunicorn -c gunicorn.conf.py app:app` on a free port; stop it (SIGTERM) on exit."""
+    port = free_port()
+    full_env = {**env, "PORT": str(port), "WEB_CONCURRENCY": str(workers), "GUNICORN_THREADS": str(threads)}
+    with log_path.open("w") as log:
+        process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:app"],
+                                   cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT, text=True)
+    served = Served(f"http://127.0.0.1:{port}", process, log_path)
+    try:
+        deadline = time.monotonic() + ready_timeout
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited with {process.returncode}:\n{served.output()}")
+            try:
+                if requests.get(f"{served.url}/healthz", timeout=1).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"gunicorn did not become healthy:\n{served.output()}")
+            time.sleep(0.1)
+        yield served
+    finally:
+        served.stop()
