@@ -11,6 +11,7 @@ import sys
 from b24app.config import ConfigError, load_config
 from b24app.embedded_redis import EmbeddedRedisError, ensure_embedded
 from b24app.logs import gunicorn_logconfig
+from b24app.manifest import load_manifest
 
 
 def _free_port(preferred: int) -> int:
@@ -29,6 +30,7 @@ def _fail(message: str) -> None:
 
 try:
     _config = load_config()
+    load_manifest()
 except ConfigError as exc:
     _fail(str(exc))
 

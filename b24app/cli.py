@@ -1,9 +1,201 @@
 """`flask --app app b24 …`: operate the installations from a shell."""
 from __future__ import annotations
 
+import json
+import time
+from collections.abc import Iterable, Sequence
+
 import click
+from flask import current_app
+from flask.cli import with_appcontext
+
+from .installations import Installations, unflatten
+from .oauth import OAuthError
+from .rest_errors import B24Error
+from .store import ACTIVE, Installation
+from .tokens import PortalUnavailable, RefreshBusy
+
+
+def _services():
+    return current_app.extensions["b24"]
+
+
+def _installations() -> Installations:
+    found = _services().installations
+    if found is None:
+        raise click.ClickException("B24_CLIENT_ID and B24_CLIENT_SECRET are not set")
+    return found
+
+
+def _age(seconds_since: float) -> str:
+    if not seconds_since:
+        return "-"
+    delta = max(0, time.time() - seconds_since)
+    if delta < 3600:
+        return f"{int(delta // 60)}m"
+    if delta < 86400 * 2:
+        return f"{delta / 3600:.1f}h"
+    return f"{delta / 86400:.1f}d"
+
+
+def _table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    cells = [list(map(str, headers))] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in cells]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def _records() -> list[Installation]:
+    store = _services().store
+    return [r for r in (store.get(m) for m in store.member_ids()) if r is not None]
 
 
 @click.group("b24")
 def b24() -> None:
-    """Activity Badges operations."""
+    """Activity Badges operations: portals, tokens, manifest, sandbox."""
+
+
+@b24.command("portals")
+@with_appcontext
+def portals() -> None:
+    """List installed portals with state, token age and last error."""
+    records = _records()
+    if not records:
+        click.echo("No portals have installed the app yet.")
+        return
+    click.echo(_table(
+        ("MEMBER_ID", "DOMAIN", "STATE", "PLAN", "OWNER", "TOKEN AGE", "LAST ERROR"),
+        ((r.member_id, r.domain, r.state, r.status or "-", r.owner_user_id or "-", _age(r.token_issued_at),
+          (r.last_error or "")[:60]) for r in records)))
+
+
+@b24.command("show")
+@click.argument("member_id")
+@with_appcontext
+def show(member_id: str) -> None:
+    """Show one portal (secrets are never printed)."""
+    record = _services().store.get(member_id)
+    if record is None:
+        raise click.ClickException(f"no portal with member_id {member_id}")
+    expires = record.expires_at - time.time()
+    rows = [
+        ("member_id", record.member_id), ("domain", record.domain), ("client_endpoint", record.client_endpoint),
+        ("state", record.state), ("plan status", record.status or "-"), ("scope", record.scope or "-"),
+        ("app version", record.app_version), ("token owner (user id)", record.owner_user_id or "-"),
+        ("tokens", "present" if record.has_tokens else "absent"),
+        ("access token", f"expires in {int(expires)} s" if expires > 0 else "expired"),
+        ("application_token", "present" if record.application_token else "absent"),
+        ("installed", time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(record.installed_at))),
+        ("token age", _age(record.token_issued_at)), ("last error", record.last_error or "-"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        click.echo(f"{key.ljust(width)}  {value}")
+
+
+@b24.command("refresh")
+@click.argument("member_id")
+@with_appcontext
+def refresh(member_id: str) -> None:
+    """Refresh a portal's token chain now (single-flight with every running worker)."""
+    service = _installations()
+    try:
+        current = service.tokens.require(member_id)
+        record = service.tokens.refresh(member_id, current.access_token)
+    except (PortalUnavailable, RefreshBusy, OAuthError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{member_id}: refreshed, access token valid for {int(record.expires_at - time.time())} s")
+
+
+@b24.command("forget")
+@click.argument("member_id")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@with_appcontext
+def forget(member_id: str, yes: bool) -> None:
+    """Delete everything stored for a portal (record, tokens, caches)."""
+    store = _services().store
+    if store.get(member_id) is None:
+        raise click.ClickException(f"no portal with member_id {member_id}")
+    if not yes:
+        click.confirm(f"Delete everything stored for {member_id}?", abort=True)
+    if _services().installations is not None:
+        _services().installations.purge_portal_data(member_id)
+    store.delete(member_id)
+    click.echo(f"{member_id}: forgotten")
+
+
+@b24.command("manifest")
+@with_appcontext
+def manifest() -> None:
+    """What to enter in the Bitrix24 developer console, from install.json and B24_APP_URL."""
+    services = _services()
+    app_url = services.config.app_url
+    if not app_url:
+        raise click.ClickException("B24_APP_URL is not set: it is the public https base URL of this backend")
+    m = services.manifest
+    click.echo(f"{m.name} (version {m.version}) — Bitrix24 developer console settings\n")
+    click.echo(_table(("FIELD", "VALUE"), [
+        ("Application URL (handler path)", m.url(app_url, "app")),
+        ("Initial installation path / installer URL", m.url(app_url, "install")),
+        ("Redirect URI (OAuth callback)", m.url(app_url, "oauth_callback")),
+        ("Access permissions (scopes)", ", ".join(m.scopes)),
+        ("Option", "'Add custom page and menu item' on (the app has a UI with an installer)"),
+    ]))
+    click.echo("\nBound automatically on install and update (not entered in the console):")
+    for event in m.events:
+        click.echo(f"  event     {event:<22} -> {m.url(app_url, 'events')}")
+    for placement in m.placements:
+        click.echo(f"  placement {placement.placement:<22} -> {m.url(app_url, placement.handler)}"
+                   f"  ({placement.title.get('en', '')})")
+
+
+@b24.command("keepalive")
+@click.option("--idle-days", default=20.0, show_default=True,
+              help="Refresh chains whose tokens were issued more than this many days ago.")
+@with_appcontext
+def keepalive(idle_days: float) -> None:
+    """Refresh long-idle token chains so the refresh token never dies of old age (28/180 days)."""
+    service = _installations()
+    cutoff = time.time() - idle_days * 86400
+    refreshed = failed = 0
+    for record in _records():
+        if record.state != ACTIVE or not record.token_issued_at or record.token_issued_at > cutoff:
+            continue
+        try:
+            service.tokens.refresh(record.member_id, record.access_token)
+            refreshed += 1
+        except (PortalUnavailable, RefreshBusy, OAuthError) as exc:
+            failed += 1
+            click.echo(f"{record.member_id}: {exc}", err=True)
+    click.echo(f"keepalive: {refreshed} refreshed, {failed} failed (idle > {idle_days:g} days)")
+
+
+@b24.command("call")
+@click.argument("member_id")
+@click.argument("method")
+@click.argument("params", nargs=-1)
+@with_appcontext
+def call(member_id: str, method: str, params: tuple[str, ...]) -> None:
+    """Call a REST method for a portal: `b24 call MEMBER crm.activity.badge.add code=missedCall type=failure`.
+
+    Values are parsed as JSON when they are valid JSON (numbers, objects), else taken as strings;
+    `title[en]=Call` style keys build nested objects.
+    """
+    flat: dict[str, object] = {}
+    for item in params:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected key=value, got {item!r}")
+        try:
+            flat[key] = json.loads(raw)
+        except ValueError:
+            flat[key] = raw
+    payload = unflatten(flat)
+    try:
+        result = _installations().portal(member_id).call(method, payload)
+    except (B24Error, PortalUnavailable) as exc:
+        code = getattr(exc, "code", getattr(exc, "state", "error"))
+        raise click.ClickException(f"{code}: {getattr(exc, 'message', str(exc))}") from None
+    click.echo(json.dumps({"result": result.result, **({"total": result.total} if result.total is not None else {})},
+                          ensure_ascii=False, indent=2))

@@ -23,6 +23,7 @@ HTTP_CODES = {
 }
 # Blueprints whose pages live inside the portal's iframe: their errors are pages, not JSON.
 FRAMED_BLUEPRINTS = frozenset({"install", "frame"})
+ERROR_PAGE_CSP = "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors *"
 
 
 class AppError(Exception):
@@ -55,6 +56,8 @@ def error_response(status: int, code: str, description: str, **extra: Any) -> Re
         html = render_template("error.html", status=status, code=code, description=description,
                                request_id=request_id_var.get(), **extra)
         response = current_app.response_class(html, status=status, mimetype="text/html")
+        # Nothing was verified, so the portal's origin is unknown; the page carries no data worth framing.
+        response.headers["Content-Security-Policy"] = ERROR_PAGE_CSP
     else:
         payload = {"error": code, "error_description": description, **extra}
         response = jsonify(payload)

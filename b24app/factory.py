@@ -13,7 +13,7 @@ from .embedded_redis import ensure_embedded
 from .errors import register_error_handlers
 from .logs import configure_logging, request_id_var
 from .redis_conn import connect
-from .services import Services
+from .services import build_services
 from .web import register_blueprints
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ def create_app(config: Config | None = None, *, configure_logs: bool = True) -> 
     app = Flask(__name__, static_folder=str(REPO_ROOT / "static"), static_url_path="/static")
     app.config.update(SECRET_KEY=config.secret_key, MAX_CONTENT_LENGTH=MAX_BODY_BYTES)
     app.json.sort_keys = False
-    app.extensions["b24"] = Services(config=config, redis=connect(redis_url))
+    app.extensions["b24"] = build_services(config, connect(redis_url))
 
     _register_request_hooks(app)
     register_error_handlers(app)

@@ -5,14 +5,60 @@ Nothing here is per portal: a portal's context is always passed explicitly.
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import redis
+import requests
+from requests.adapters import HTTPAdapter
 
+from .badges import Badges
 from .config import Config
+from .crypto import TokenCipher
+from .idempotency import IdempotencyStore
+from .installations import Installations
+from .limiter import OperatingBudget, RateLimiter
+from .manifest import Manifest, load_manifest
+from .oauth import OAuthClient
+from .sessions import SessionSigner, StateSigner
+from .store import RedisInstallationStore
+from .tokens import TokenManager
 
 
 @dataclass
 class Services:
     config: Config
     redis: redis.Redis
+    manifest: Manifest
+    store: RedisInstallationStore
+    installations: Installations | None
+    http: requests.Session
+    badges: Badges
+    idempotency: IdempotencyStore
+
+
+def http_session(pool_size: int = 32) -> requests.Session:
+    """One pooled HTTP session per process (keep-alive to portals and the OAuth server)."""
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=64, pool_maxsize=pool_size, max_retries=0)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
+def build_services(config: Config, client: redis.Redis) -> Services:
+    manifest = load_manifest()
+    store = RedisInstallationStore(client, TokenCipher(config.token_keys))
+    http = http_session()
+    installations = None
+    if config.client_id and config.client_secret:
+        oauth = OAuthClient(config, http)
+        installations = Installations(
+            config=config, manifest=manifest, store=store, oauth=oauth,
+            tokens=TokenManager(store, oauth, client), http=http, redis_client=client,
+            limiter=RateLimiter(client, config.rate_rps, config.rate_burst), budget=OperatingBudget(client),
+            sessions=SessionSigner(config.secret_key, audience=config.client_id),
+            states=StateSigner(config.secret_key, client),
+            background=ThreadPoolExecutor(max_workers=2, thread_name_prefix="b24-background"))
+    return Services(config=config, redis=client, manifest=manifest, store=store, installations=installations,
+                    http=http, badges=Badges(client, prefix=config.badge_prefix), idempotency=IdempotencyStore(client))

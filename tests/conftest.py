@@ -58,3 +58,18 @@ def app(redis_client: redis.Redis):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+@pytest.fixture(scope="session")
+def _stack_session():
+    from tests.support.wiring import stack
+
+    with stack() as running:
+        yield running
+
+
+@pytest.fixture
+def b24(_stack_session, redis_client: redis.Redis):
+    """The app (real HTTP server thread) wired to a running sandbox; Redis is flushed for each test."""
+    yield _stack_session
+    _stack_session.services.installations.wait_background()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from b24app.config import ConfigError, load_config
+from b24app.config import ConfigError, load_config, parse_rate
 
 ROOT = Path(__file__).resolve().parent.parent
 FERNET = Fernet.generate_key().decode()
@@ -119,3 +119,21 @@ def test_flask_cli_stops_with_one_line() -> None:
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == [result.stderr.strip().splitlines()[0]]
     assert "B24_TOKEN_KEYS" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("2/50", (2.0, 50)), ("5/250", (5.0, 250)), (" 0.5 / 1 ", (0.5, 1)), (".25/3", (0.25, 3))],
+)
+def test_parse_accepts_rps_slash_burst(value, expected):
+    assert parse_rate(value) == expected
+
+
+@pytest.mark.parametrize(
+    "value", ["", "2", "2/", "/50", "0/50", "-1/50", "2/0", "2/1.5", "a/b", "2/50/1", "inf/50", "nan/5", "2:50"]
+)
+def test_parse_rejects_malformed_values(value):
+    with pytest.raises(ValueError, match="B24_RATE") as exc:
+        parse_rate(value)
+    assert "\n" not in str(exc.value)
+    assert repr(value) in str(exc.value)

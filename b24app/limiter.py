@@ -1,0 +1,233 @@
+"""Per-portal Bitrix24 limits, shared by every worker and host through Redis.
+
+Bitrix24 counts requests per portal (a leaky bucket: +1 per HTTP request, draining `rps` per second,
+503 QUERY_LIMIT_EXCEEDED above `burst`) and execution time per (app, method) (480 s per sliding
+10 minutes, 429 OPERATION_TIME_LIMIT). Both limits are portal-side and global, so an in-process limiter
+(what every SDK ships) lets N workers send N times too much. Here all state lives in Redis, every decision
+is one atomic Lua call, and Redis `TIME` is the only clock, so hosts with skewed clocks still agree.
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+import redis
+
+# GCRA with reservations. TAT ("theoretical arrival time", µs) is when the bucket would be empty again;
+# the bucket level at `now` is (TAT - now) / interval. A request of `cost` fits if the level after
+# adding it stays <= capacity; otherwise the caller gets the first future instant when it will fit,
+# and that slot is reserved at once (TAT advances), so concurrent waiters get distinct, ordered slots.
+_ACQUIRE_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local capacity = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+local max_wait = tonumber(ARGV[4])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local new_tat = tat + cost * interval
+local delay = new_tat - capacity * interval - now
+if delay < 0 then delay = 0 end
+if delay > max_wait then return {0, math.ceil(delay)} end
+new_tat = math.ceil(new_tat)
+redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1000)
+return {1, math.ceil(delay)}
+"""
+
+# Fields of the per-portal hash: "<method>:op", "<method>:reset", "<method>:until" (unix seconds).
+_RECORD_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local reset = tonumber(ARGV[3])
+if not reset then reset = now + tonumber(ARGV[4]) end
+redis.call('HSET', KEYS[1], ARGV[1] .. ':op', ARGV[2], ARGV[1] .. ':reset', string.format('%.3f', reset))
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+return 1
+"""
+
+_BLOCKED_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local m = ARGV[1]
+local target = tonumber(ARGV[2]) or tonumber(redis.call('HGET', KEYS[1], m .. ':reset')) or 0
+target = math.min(math.max(target, now + tonumber(ARGV[3])), now + tonumber(ARGV[4]))
+local current = tonumber(redis.call('HGET', KEYS[1], m .. ':until')) or 0
+if current > target then target = current end
+redis.call('HSET', KEYS[1], m .. ':until', string.format('%.3f', target))
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+return string.format('%.3f', target - now)
+"""
+
+
+class RateLimitTimeout(Exception):
+    """The portal has no capacity within the caller's max_wait; nothing was reserved."""
+
+    def __init__(self, retry_after: float, member_id: str = "") -> None:
+        super().__init__(f"portal {member_id or '?'} rate limit: next slot in {retry_after:.2f}s")
+        self.retry_after = retry_after
+        self.member_id = member_id
+
+
+class RateLimiter:
+    """A leaky bucket per portal, shared through Redis, that makes callers wait instead of collecting 503s.
+
+    Safety margin: we admit at most `burst - 1` at once (never less than 1). Our schedule is computed on
+    the Redis clock at reservation time, while the portal measures arrivals on its own clock after network
+    and scheduling jitter; two of our requests one interval apart can arrive closer together, so the
+    portal may see its bucket up to one request fuller than we computed. One request of headroom absorbs
+    up to 1/rps seconds of jitter and also covers the docs' ambiguity about "over X" vs "at X". The drain
+    rate is not reduced: jitter does not accumulate, so steady throughput stays at the full `rps`.
+    """
+
+    def __init__(
+        self,
+        redis: redis.Redis,
+        rps: float,
+        burst: int,
+        *,
+        max_wait: float = 20.0,
+        key_prefix: str = "b24:rate:",
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._check_rate(rps, burst)
+        if max_wait < 0:
+            raise ValueError("max_wait must be >= 0")
+        self._redis = redis
+        self.rate = (float(rps), int(burst))
+        self.max_wait = max_wait
+        self.key_prefix = key_prefix
+        self._sleep = sleep
+        self._script = redis.register_script(_ACQUIRE_LUA)
+
+    @staticmethod
+    def capacity(burst: int) -> int:
+        """How many requests we admit at once for a portal bucket of `burst` (see the class docstring)."""
+        return max(1, burst - 1)
+
+    def key(self, member_id: str) -> str:
+        """Redis key of a portal's bucket; the braces are a Cluster hash tag shared by the portal's keys."""
+        return f"{self.key_prefix}{{{member_id}}}"
+
+    def acquire(
+        self,
+        member_id: str,
+        cost: int = 1,
+        *,
+        rate: tuple[float, int] | None = None,
+        max_wait: float | None = None,
+    ) -> float:
+        """Block until `cost` requests may go to the portal now; return the seconds waited.
+
+        `rate` overrides (rps, burst) for this portal (Enterprise: (5, 250)); a `batch` costs 1.
+        Raises RateLimitTimeout, reserving nothing, when the wait would exceed `max_wait`.
+        One Redis round-trip; after a reservation the caller just sleeps, it never polls again.
+        """
+        rps, burst = rate if rate is not None else self.rate
+        self._check_rate(rps, burst)
+        capacity = self.capacity(burst)
+        if not 1 <= cost <= capacity:
+            raise ValueError(f"cost must be between 1 and {capacity} for a burst of {burst}, got {cost}")
+        limit = self.max_wait if max_wait is None else max_wait
+        interval_us = 1_000_000.0 / rps
+        admitted, delay_us = self._script(
+            keys=[self.key(member_id)],
+            args=[repr(interval_us), capacity, cost, int(limit * 1_000_000)],
+        )
+        delay = int(delay_us) / 1_000_000
+        if not int(admitted):
+            raise RateLimitTimeout(delay, member_id)
+        if delay > 0:
+            self._sleep(delay)
+        return delay
+
+    @staticmethod
+    def _check_rate(rps: float, burst: int) -> None:
+        if not (rps > 0 and math.isfinite(rps)) or int(burst) != burst or burst < 1:
+            raise ValueError(f"rate must be (rps > 0, integer burst >= 1), got ({rps!r}, {burst!r})")
+
+
+class OperatingBudget:
+    """Per-(portal, method) view of Bitrix24's operating-time budget, fed by each response's `time` block.
+
+    Bitrix24 sums execution time per method over 10 one-minute buckets; `operating_reset_at` is when the
+    oldest bucket drops out. We keep the last report per method so every worker can slow down before the
+    portal answers 429, and park a method after a 429 so no worker hammers it until it frees up.
+    """
+
+    _BUCKETS = 10  # the portal's window is made of 10 one-minute buckets
+
+    def __init__(
+        self,
+        redis: redis.Redis,
+        *,
+        limit: float = 480.0,
+        window: float = 600.0,
+        slow_from: float = 0.8,
+        min_block: float = 10.0,
+        key_prefix: str = "b24:op:",
+    ) -> None:
+        if limit <= 0 or window <= 0 or not 0 <= slow_from < 1 or min_block < 0:
+            raise ValueError("need limit > 0, window > 0, 0 <= slow_from < 1, min_block >= 0")
+        self._redis = redis
+        self.limit = limit
+        self.window = window
+        self.slow_from = slow_from
+        self.min_block = min_block
+        self.key_prefix = key_prefix
+        self._ttl = math.ceil(window)
+        self._record = redis.register_script(_RECORD_LUA)
+        self._blocked = redis.register_script(_BLOCKED_LUA)
+
+    def key(self, member_id: str) -> str:
+        """Redis key of a portal's hash (one field set per method); braces are the Cluster hash tag."""
+        return f"{self.key_prefix}{{{member_id}}}"
+
+    def record(self, member_id: str, method: str, operating: float, reset_at: float | None) -> None:
+        """Store a success response's `time.operating` / `time.operating_reset_at` for that method.
+
+        An unknown `reset_at` is taken as one bucket (window/10) from now, the latest the oldest bucket
+        can drop. Last write wins: an out-of-order response is corrected by the next one.
+        """
+        self._record(
+            keys=[self.key(member_id)],
+            args=[method, repr(float(operating)), "" if reset_at is None else repr(float(reset_at)),
+                  self.window / self._BUCKETS, self._ttl],
+        )
+
+    def blocked(self, member_id: str, method: str, until: float | None = None) -> float:
+        """Park a method after 429 OPERATION_TIME_LIMIT; return the seconds it stays parked.
+
+        The 429 body has no timings, so `until=None` means the last recorded `operating_reset_at`.
+        The park lasts at least `min_block` seconds (as the JS SDK does: a reset that frees only the
+        oldest minute may not be enough), at most one window, and never shortens an existing park.
+        """
+        parked = self._blocked(
+            keys=[self.key(member_id)],
+            args=[method, "" if until is None else repr(float(until)), self.min_block, self.window, self._ttl],
+        )
+        return float(parked)
+
+    def delay(self, member_id: str, method: str) -> float:
+        """Seconds to wait before calling `method` on that portal (one Redis round-trip).
+
+        Parked → until the park ends. Otherwise, with used = last `operating`, s = slow_from * limit and
+        R = seconds until `operating_reset_at`: 0 while used <= s, else R * f**2 with
+        f = min(1, (used - s) / (limit - s)). The pause grows smoothly from 0 at the threshold to the
+        whole R at the limit, so the call rate, and with it the growth of `operating`, falls towards zero
+        as the budget runs out: under steady load the method approaches the limit instead of crossing it.
+        A report whose reset time has passed is stale (the window moved on) and gives no delay.
+        """
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.time()
+        pipe.hmget(self.key(member_id), [f"{method}:op", f"{method}:reset", f"{method}:until"])
+        (sec, usec), (op, reset, until) = pipe.execute()
+        now = sec + usec / 1_000_000
+        wait = max(0.0, float(until) - now) if until is not None else 0.0
+        if op is not None and reset is not None and float(reset) > now:
+            used, threshold = float(op), self.slow_from * self.limit
+            if used > threshold:
+                f = min(1.0, (used - threshold) / (self.limit - threshold))
+                wait = max(wait, (float(reset) - now) * f * f)
+        return wait

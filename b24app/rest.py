@@ -1,0 +1,324 @@
+"""The portal REST client: one object per portal context, never shared state between portals.
+
+`POST {client_endpoint}{method}` with a JSON body carrying `auth`, redirects off (a 302 means the
+portal was renamed: verified, stored, followed once), a timeout on every call, the shared
+per-portal limiter before every request, and the decided behaviour of `rest_errors` for every
+error code. Reads are retried on transient failures; writes are not (their outcome is unknown).
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import requests
+
+from .limiter import OperatingBudget, RateLimiter, RateLimitTimeout
+from .logs import request_id_var
+from .oauth import OAuthClient, OAuthError
+from .rest_errors import (
+    B24Error,
+    OperationTimeLimit,
+    OwnerCannotAct,
+    Policy,
+    QueryLimitExceeded,
+    TransportError,
+    make_error,
+)
+from .store import NEEDS_REAUTH, Installation, InstallationStore
+from .tokens import TokenManager
+
+log = logging.getLogger(__name__)
+
+BATCH_MAX = 50
+DEFAULT_TIMEOUT = (3.05, 30.0)
+READ_SUFFIXES = (".get", ".list", ".fields", ".current", ".admin", ".info", ".time")
+READ_METHODS = frozenset({"profile", "user.admin", "user.current", "app.info", "server.time", "methods", "scope"})
+USER_AGENT = "activity-badges/0.1 (+python-requests)"
+
+
+def is_read(method: str) -> bool:
+    method = method.lower()
+    return method in READ_METHODS or method.endswith(READ_SUFFIXES)
+
+
+@dataclass(frozen=True)
+class RestResult:
+    result: Any
+    time: dict[str, Any] = field(default_factory=dict)
+    next: int | None = None
+    total: int | None = None
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """Per-command results and errors of one logical batch (possibly several HTTP requests)."""
+
+    result: dict[str, Any]
+    errors: dict[str, B24Error]
+    total: dict[str, int]
+    next: dict[str, int]
+
+    def ok(self, key: str) -> bool:
+        return key in self.result and key not in self.errors
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 4
+    max_wait: float = 20.0
+    backoff_base: float = 0.5
+    backoff_cap: float = 8.0
+
+    def backoff(self, attempt: int) -> float:
+        """Exponential (×1.5) with ±20% jitter so waiting processes do not retry in step."""
+        delay = min(self.backoff_cap, self.backoff_base * (1.5 ** (attempt - 1)))
+        return delay * random.uniform(0.8, 1.2)
+
+
+class PortalClient:
+    """Calls one portal on behalf of the app, with the portal's stored token chain."""
+
+    def __init__(self, member_id: str, *, store: InstallationStore, tokens: TokenManager, oauth: OAuthClient,
+                 http: requests.Session, limiter: RateLimiter | None = None, budget: OperatingBudget | None = None,
+                 allow_http: bool = False, timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+                 retry: RetryPolicy | None = None, sleep: Callable[[float], None] = time.sleep,
+                 observer: Callable[[str, str], None] | None = None) -> None:
+        self.member_id = member_id
+        self._store = store
+        self._tokens = tokens
+        self._oauth = oauth
+        self._http = http
+        self._limiter = limiter
+        self._budget = budget
+        self._allow_http = allow_http
+        self._timeout = timeout
+        self._retry = retry or RetryPolicy()
+        self._sleep = sleep
+        self._observe = observer or (lambda _method, _outcome: None)
+
+    @property
+    def installation(self) -> Installation:
+        return self._tokens.require(self.member_id)
+
+    def call(self, method: str, params: Mapping[str, Any] | None = None, *,
+             idempotent: bool | None = None) -> RestResult:
+        """Call `method`; raises a `B24Error` subclass (see rest_errors) or `PortalUnavailable`."""
+        try:
+            body = self._request(method, dict(params or {}), is_read(method) if idempotent is None else idempotent)
+        except B24Error as exc:
+            self._observe(method, exc.code)
+            raise
+        self._observe(method, "ok")
+        return RestResult(result=body.get("result"), time=body.get("time") or {}, next=body.get("next"),
+                          total=body.get("total"))
+
+    def call_list(self, method: str, params: Mapping[str, Any] | None = None, *, limit: int = 10_000) -> list[Any]:
+        """All pages of a list method (page size 50, `start`/`next`)."""
+        items: list[Any] = []
+        start: int | None = 0
+        while start is not None and len(items) < limit:
+            page = self.call(method, {**(params or {}), "start": start})
+            result = page.result
+            items.extend(result if isinstance(result, list) else [result])
+            start = page.next
+        return items[:limit]
+
+    def batch(self, commands: Mapping[str, tuple[str, Mapping[str, Any]]] | Sequence[tuple[str, Mapping[str, Any]]],
+              *, halt: bool = False) -> BatchResult:
+        """Run commands through `batch`, 50 per request; `$result[key]` references work within a chunk."""
+        items = list(commands.items()) if isinstance(commands, Mapping) else \
+            [(str(i), command) for i, command in enumerate(commands)]
+        result: dict[str, Any] = {}
+        errors: dict[str, B24Error] = {}
+        total: dict[str, int] = {}
+        next_: dict[str, int] = {}
+        for start in range(0, len(items), BATCH_MAX):
+            chunk = items[start:start + BATCH_MAX]
+            cmd = {key: f"{method}?{build_query(params)}" if params else method for key, (method, params) in chunk}
+            methods = {key: method for key, (method, _params) in chunk}
+            read = all(is_read(method) for method in methods.values())
+            answer = self.call("batch", {"halt": 1 if halt else 0, "cmd": cmd}, idempotent=read).result or {}
+            result.update(_as_dict(answer.get("result")))
+            total.update(_as_dict(answer.get("result_total")))
+            next_.update(_as_dict(answer.get("result_next")))
+            for key, timing in _as_dict(answer.get("result_time")).items():
+                self._record_operating(methods.get(key, ""), timing)
+            for key, body in _as_dict(answer.get("result_error")).items():
+                body = body if isinstance(body, dict) else {"error": str(body)}
+                errors[key] = make_error(body, 400, methods.get(key, ""))
+            if halt and errors:
+                break
+        return BatchResult(result=result, errors=errors, total=total, next=next_)
+
+    # -- one logical call ---------------------------------------------------------------------
+
+    def _request(self, method: str, params: dict[str, Any], read: bool) -> dict[str, Any]:
+        record = self._tokens.usable(self.member_id)
+        refreshed = moved = False
+        attempt = 0
+        waited = 0.0
+        while True:
+            attempt += 1
+            waited += self._wait_for_capacity(method, self._retry.max_wait - waited)
+            outcome = _send(self._http, record.client_endpoint, method, record.access_token or "", params,
+                            self._timeout)
+            if isinstance(outcome, requests.Response) and outcome.is_redirect and not moved:
+                record = self._follow_rename(record, outcome.headers.get("Location", ""), method)
+                moved = True
+                attempt -= 1
+                continue
+            body = _parse(outcome, method)
+            if not isinstance(body, B24Error):
+                self._record_operating(method, body.get("time"))
+                return body
+            error = body
+            if error.policy is Policy.REFRESH and not refreshed:
+                record = self._tokens.refresh(self.member_id, record.access_token)
+                refreshed = True
+                attempt -= 1
+                continue
+            if isinstance(error, OwnerCannotAct):
+                self._store.update(self.member_id, state=NEEDS_REAUTH,
+                                   last_error=f"authorization_error: user {record.owner_user_id} can no longer act; "
+                                              "an administrator must open the app to hand over")
+                raise error
+            delay = self._retry_delay(error, method, read, attempt)
+            if delay is None or waited + delay > self._retry.max_wait:
+                raise error
+            log.info("portal call retried", extra={"member_id": self.member_id, "method": method,
+                                                   "error": error.code, "delay": round(delay, 3)})
+            self._sleep(delay)
+            waited += delay
+
+    def _retry_delay(self, error: B24Error, method: str, read: bool, attempt: int) -> float | None:
+        if attempt >= self._retry.max_attempts:
+            return None
+        if isinstance(error, OperationTimeLimit):
+            return self._budget.blocked(self.member_id, method) if self._budget else 10.0
+        if error.policy is Policy.WAIT:
+            return self._retry.backoff(attempt) + (1.0 if isinstance(error, QueryLimitExceeded) else 0.0)
+        if error.policy is Policy.RETRY_READ and read:
+            return self._retry.backoff(attempt)
+        return None
+
+    def _wait_for_capacity(self, method: str, budget_left: float) -> float:
+        waited = 0.0
+        if self._budget is not None:
+            delay = self._budget.delay(self.member_id, method)
+            if delay > budget_left:
+                raise OperationTimeLimit("OPERATION_TIME_LIMIT", f"{method} is paused for {delay:.0f} s",
+                                         method=method, extra={"retry_after": delay})
+            if delay > 0:
+                self._sleep(delay)
+                waited += delay
+        if self._limiter is not None:
+            try:
+                waited += self._limiter.acquire(self.member_id, max_wait=max(0.0, budget_left - waited))
+            except RateLimitTimeout as exc:
+                raise QueryLimitExceeded("QUERY_LIMIT_EXCEEDED", "Too many requests", method=method,
+                                         extra={"retry_after": exc.retry_after}) from None
+        return waited
+
+    def _record_operating(self, method: str, timing: Any) -> None:
+        if self._budget is None or not method or not isinstance(timing, dict) or "operating" not in timing:
+            return
+        with contextlib.suppress(TypeError, ValueError):
+            self._budget.record(self.member_id, method, float(timing["operating"]),
+                                float(timing["operating_reset_at"]) if timing.get("operating_reset_at") else None)
+
+    def _follow_rename(self, record: Installation, location: str, method: str) -> Installation:
+        """A 302 says the portal moved. Trust the new address only if the OAuth server confirms it."""
+        target = urlsplit(location)
+        marker = target.path.find("/rest/")
+        if target.scheme not in (("https", "http") if self._allow_http else ("https",)) or marker < 0:
+            raise TransportError("BAD_REDIRECT", "the portal redirected to an unusable address", method=method)
+        endpoint = f"{target.scheme}://{target.netloc}{target.path[:marker + len('/rest/')]}"
+        try:
+            info = self._oauth.app_info(record.access_token or "")
+        except OAuthError as exc:
+            raise TransportError("BAD_REDIRECT", f"could not confirm the portal's new address ({exc.code})",
+                                 method=method) from None
+        if info.member_id != self.member_id or info.client_endpoint.rstrip("/") != endpoint.rstrip("/"):
+            raise TransportError("BAD_REDIRECT", "the OAuth server does not confirm the portal's new address",
+                                 method=method)
+        self._store.update(self.member_id, client_endpoint=info.client_endpoint, domain=info.domain)
+        log.info("portal renamed", extra={"member_id": self.member_id, "domain": info.domain})
+        return self._tokens.require(self.member_id)
+
+
+
+def call_with_token(http: requests.Session, client_endpoint: str, access_token: str, method: str,
+                    params: Mapping[str, Any] | None = None,
+                    timeout: tuple[float, float] = DEFAULT_TIMEOUT) -> RestResult:
+    """One call with a token that is not the stored chain (e.g. the frame user's): no refresh, no retry."""
+    body = _parse(_send(http, client_endpoint, method, access_token, dict(params or {}), timeout), method)
+    if isinstance(body, B24Error):
+        raise body
+    return RestResult(result=body.get("result"), time=body.get("time") or {}, next=body.get("next"),
+                      total=body.get("total"))
+
+
+def _send(http: requests.Session, client_endpoint: str, method: str, access_token: str, params: dict[str, Any],
+          timeout: tuple[float, float]) -> requests.Response | TransportError:
+    headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
+    request_id = request_id_var.get()
+    if request_id:
+        headers["X-Request-ID"] = request_id
+    try:
+        return http.post(client_endpoint + method, json={**params, "auth": access_token}, timeout=timeout,
+                         allow_redirects=False, headers=headers)
+    except requests.RequestException as exc:
+        return TransportError(type(exc).__name__, "the portal did not answer", method=method)
+
+
+def _parse(outcome: requests.Response | TransportError, method: str) -> dict[str, Any] | B24Error:
+    """The success envelope, or the typed error for whatever came back."""
+    if isinstance(outcome, TransportError):
+        return outcome
+    body = _json_body(outcome)
+    if body is None:
+        return TransportError(f"HTTP_{outcome.status_code}", "the portal answered without JSON",
+                              http_status=outcome.status_code, method=method)
+    if "error" in body or outcome.status_code >= 400:
+        return make_error(body, outcome.status_code, method)
+    return body
+
+
+def build_query(params: Mapping[str, Any], prefix: str = "") -> str:
+    """PHP `http_build_query` encoding, which batch commands are parsed with (nested keys as a[b][c])."""
+    parts: list[str] = []
+    for key, value in params.items():
+        name = f"{prefix}[{key}]" if prefix else str(key)
+        parts.extend(part for part in _encode(name, value) if part)
+    return "&".join(parts)
+
+
+def _encode(name: str, value: Any) -> Iterable[str]:
+    if value is None:
+        return []
+    if isinstance(value, Mapping):
+        return [build_query(value, name)] if value else []
+    if isinstance(value, (list, tuple)):
+        return [build_query({str(i): v for i, v in enumerate(value)}, name)] if value else []
+    if isinstance(value, bool):
+        value = 1 if value else 0
+    return [f"{quote(name, safe='[]')}={quote(str(value), safe='')}"]
+
+
+def _json_body(response: requests.Response) -> dict[str, Any] | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    """Bitrix24 sends empty collections as [] (protocol §3.4)."""
+    return value if isinstance(value, dict) else {}

@@ -1,0 +1,85 @@
+"""Signed, short-lived tokens: the UI session (iframe → our API) and the OAuth `state`.
+
+Cookies inside a cross-site iframe are unreliable (Safari ITP), so the UI carries a bearer token
+minted after the frame POST was verified with the OAuth server (the Shopify session-token idea).
+It is bound to member_id, user_id and the admin flag and lives at most 15 minutes; the UI renews it
+with fresh frame auth. Separate salts keep one kind of token from being replayed as the other.
+"""
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+
+import redis
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+SESSION_TTL = 900
+STATE_TTL = 600
+
+
+class InvalidSession(Exception):
+    """Missing, tampered, expired or foreign token."""
+
+
+@dataclass(frozen=True)
+class Session:
+    member_id: str
+    user_id: int
+    is_admin: bool
+    domain: str
+    expires_at: float
+
+
+class SessionSigner:
+    def __init__(self, secret_key: str, audience: str, ttl: int = SESSION_TTL) -> None:
+        self._serializer = URLSafeTimedSerializer(secret_key, salt="b24-ui-session")
+        self._audience = audience
+        self.ttl = min(ttl, SESSION_TTL)
+
+    def issue(self, member_id: str, user_id: int, is_admin: bool, domain: str) -> str:
+        return self._serializer.dumps({"m": member_id, "u": user_id, "a": bool(is_admin), "d": domain,
+                                       "aud": self._audience})
+
+    def verify(self, token: str) -> Session:
+        try:
+            claims, issued = self._serializer.loads(token, max_age=self.ttl, return_timestamp=True)
+        except SignatureExpired:
+            raise InvalidSession("session expired") from None
+        except BadSignature:
+            raise InvalidSession("session token is not valid") from None
+        if not isinstance(claims, dict) or claims.get("aud") != self._audience or not claims.get("m"):
+            raise InvalidSession("session token is not for this app")
+        return Session(member_id=str(claims["m"]), user_id=int(claims["u"]), is_admin=bool(claims["a"]),
+                       domain=str(claims.get("d", "")), expires_at=issued.timestamp() + self.ttl)
+
+
+class StateSigner:
+    """OAuth `state`: signed (who it is for), expiring, and single-use (a nonce consumed in Redis)."""
+
+    def __init__(self, secret_key: str, client: redis.Redis, ttl: int = STATE_TTL) -> None:
+        self._serializer = URLSafeTimedSerializer(secret_key, salt="b24-oauth-state")
+        self._redis = client
+        self._ttl = ttl
+
+    @staticmethod
+    def _key(member_id: str, nonce: str) -> str:
+        return f"b24:state:{{{member_id}}}:{nonce}"
+
+    def issue(self, member_id: str, domain: str) -> str:
+        nonce = secrets.token_urlsafe(16)
+        self._redis.set(self._key(member_id, nonce), int(time.time()), ex=self._ttl)
+        return self._serializer.dumps({"m": member_id, "d": domain, "n": nonce})
+
+    def consume(self, state: str, member_id: str, domain: str) -> None:
+        """Accept `state` once, for the portal it was issued for; raises InvalidSession otherwise."""
+        try:
+            claims = self._serializer.loads(state, max_age=self._ttl)
+        except SignatureExpired:
+            raise InvalidSession("the authorization took too long; start again") from None
+        except BadSignature:
+            raise InvalidSession("state is not valid") from None
+        if not isinstance(claims, dict) or claims.get("m") != member_id or claims.get("d") != domain.lower():
+            raise InvalidSession("state was issued for another portal")
+        if not self._redis.delete(self._key(member_id, str(claims.get("n")))):
+            raise InvalidSession("state was already used")

@@ -1,0 +1,117 @@
+"""Single-flight token refresh across every process and host.
+
+Bitrix24 refresh tokens are single-use and rotate: two workers refreshing the same chain means the
+second one burns a dead token and the portal is lost. So a refresh (1) takes a per-portal Redis
+lock with an owner token and a TTL (redis-py `Lock`: SET NX PX + Lua release), (2) re-reads the
+record — another worker may have refreshed while we waited, (3) calls the OAuth server, (4) saves
+compare-and-set on the refresh token it used (Lua, see `store.swap_tokens`), (5) releases. A
+process killed while holding the lock blocks the portal for at most the lock TTL.
+"""
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlsplit
+
+import redis
+from redis.exceptions import LockError
+
+from .oauth import InvalidGrant, OAuthClient
+from .store import ACTIVE, NEEDS_REAUTH, UNINSTALLED, Installation, InstallationStore
+
+log = logging.getLogger(__name__)
+
+LOCK_TTL = 15.0
+LOCK_WAIT = 20.0
+EXPIRY_LEEWAY = 30.0
+
+
+class PortalUnavailable(Exception):
+    """The portal cannot be called on: unknown, uninstalled, or its token chain is dead."""
+
+    def __init__(self, member_id: str, state: str, message: str) -> None:
+        super().__init__(message)
+        self.member_id = member_id
+        self.state = state
+
+
+class RefreshBusy(Exception):
+    """Another process held the refresh lock for longer than we may wait."""
+
+
+def lock_key(member_id: str) -> str:
+    return f"b24:lock:{{{member_id}}}"
+
+
+class TokenManager:
+    def __init__(self, store: InstallationStore, oauth: OAuthClient, client: redis.Redis, *,
+                 lock_ttl: float = LOCK_TTL, lock_wait: float = LOCK_WAIT) -> None:
+        self._store = store
+        self._oauth = oauth
+        self._redis = client
+        self._lock_ttl = lock_ttl
+        self._lock_wait = lock_wait
+
+    def usable(self, member_id: str) -> Installation:
+        """The record with an access token believed valid; refreshes first when the stored expiry passed."""
+        record = self.require(member_id)
+        if record.token_expired(leeway=EXPIRY_LEEWAY):
+            return self.refresh(member_id, record.access_token)
+        return record
+
+    def require(self, member_id: str) -> Installation:
+        record = self._store.get(member_id)
+        if record is None:
+            raise PortalUnavailable(member_id, "unknown", "This portal has not installed the app.")
+        if record.state == UNINSTALLED:
+            raise PortalUnavailable(member_id, UNINSTALLED, "The app was uninstalled from this portal.")
+        if record.state == NEEDS_REAUTH or not record.has_tokens:
+            raise PortalUnavailable(member_id, NEEDS_REAUTH, record.last_error or
+                                    "The portal's authorization expired: an administrator must open the app "
+                                    "or re-authorize it.")
+        return record
+
+    def refresh(self, member_id: str, stale_access_token: str | None) -> Installation:
+        """Replace `stale_access_token`, once across all processes; returns the fresh record."""
+        record = self.require(member_id)
+        if record.access_token != stale_access_token and not record.token_expired(leeway=EXPIRY_LEEWAY):
+            return record
+        lock = self._redis.lock(lock_key(member_id), timeout=self._lock_ttl, blocking=True,
+                                blocking_timeout=self._lock_wait, sleep=0.05, thread_local=False)
+        if not lock.acquire():
+            raise RefreshBusy(f"token refresh for {member_id} is still running elsewhere")
+        try:
+            record = self.require(member_id)
+            if record.access_token != stale_access_token and not record.token_expired(leeway=EXPIRY_LEEWAY):
+                return record
+            return self._refresh_locked(record)
+        finally:
+            try:
+                lock.release()
+            except LockError:
+                log.warning("refresh lock expired before release", extra={"member_id": member_id})
+
+    def _refresh_locked(self, record: Installation) -> Installation:
+        member_id = record.member_id
+        try:
+            tokens = self._oauth.refresh(record.refresh_token or "")
+        except InvalidGrant as exc:
+            again = self._store.get(member_id)
+            if again is not None and again.refresh_token != record.refresh_token and again.has_tokens:
+                return again
+            message = ("The portal's refresh token was rejected (invalid_grant): an administrator must open "
+                       "the app in Bitrix24 or re-authorize it at /oauth/authorize.")
+            self._store.update(member_id, state=NEEDS_REAUTH, last_error=f"invalid_grant: {exc.description}"[:300])
+            log.warning("refresh rejected, portal needs re-authorization", extra={"member_id": member_id})
+            raise PortalUnavailable(member_id, NEEDS_REAUTH, message) from None
+        if tokens.member_id != member_id:
+            log.error("refresh answered for another portal; not saved", extra={"member_id": member_id})
+            raise PortalUnavailable(member_id, record.state, "The OAuth server answered for another portal.")
+        saved = self._store.swap_tokens(member_id, record.refresh_token or "", tokens.access_token,
+                                        tokens.refresh_token, tokens.expires_at, state=ACTIVE, last_error="")
+        if not saved:
+            log.warning("stored chain changed during refresh; keeping the stored one", extra={"member_id": member_id})
+        elif tokens.client_endpoint and tokens.client_endpoint != record.client_endpoint:
+            self._store.update(member_id, client_endpoint=tokens.client_endpoint,
+                               domain=urlsplit(tokens.client_endpoint).netloc.lower())
+        log.info("token refreshed", extra={"member_id": member_id, "saved": saved})
+        return self.require(member_id)

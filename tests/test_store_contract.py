@@ -1,0 +1,172 @@
+"""The installation-store contract: every backend must pass these (b24phpsdk's contract-test idea).
+
+Run against the in-memory reference implementation and the Redis store (real Redis).
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+import redis
+from cryptography.fernet import Fernet
+
+from b24app.crypto import TokenCipher
+from b24app.store import (
+    ACTIVE,
+    NEEDS_REAUTH,
+    UNINSTALLED,
+    Installation,
+    InstallationStore,
+    MemoryInstallationStore,
+    RedisInstallationStore,
+)
+
+KEY = Fernet.generate_key().decode()
+
+
+def sample(member_id: str = "m1", **overrides) -> Installation:
+    base = Installation(member_id=member_id, domain="Portal.Example.com", client_endpoint="https://portal.example.com/rest/",
+                        state=ACTIVE, status="P", scope="crm,placement", app_version=1, owner_user_id=1,
+                        access_token="access-1", refresh_token="refresh-1", expires_at=2_000_000_000.0,
+                        application_token="apptoken-1", token_issued_at=1_700_000_000.0)
+    return Installation(**{**base.__dict__, **overrides})
+
+
+@pytest.fixture(params=["memory", "redis"])
+def store(request, redis_client: redis.Redis) -> Iterator[InstallationStore]:
+    if request.param == "memory":
+        yield MemoryInstallationStore()
+    else:
+        yield RedisInstallationStore(redis_client, TokenCipher([KEY]))
+
+
+def test_save_and_get_round_trip(store: InstallationStore) -> None:
+    assert store.get("m1") is None
+    store.save(sample())
+    record = store.get("m1")
+    assert record is not None
+    assert record.domain == "portal.example.com"
+    assert (record.access_token, record.refresh_token, record.application_token) == ("access-1", "refresh-1",
+                                                                                     "apptoken-1")
+    assert record.owner_user_id == 1
+    assert record.app_version == 1
+    assert record.expires_at == 2_000_000_000.0
+    assert record.installed_at > 0
+    assert record.updated_at > 0
+    assert "access-1" not in repr(record)
+
+
+def test_save_keeps_the_first_install_time(store: InstallationStore) -> None:
+    store.save(sample())
+    first = store.get("m1").installed_at
+    store.save(sample(access_token="access-2"))
+    assert store.get("m1").installed_at == first
+    assert store.get("m1").access_token == "access-2"
+
+
+def test_find_by_domain_follows_domain_changes(store: InstallationStore) -> None:
+    store.save(sample())
+    assert store.find_by_domain("portal.example.com").member_id == "m1"
+    assert store.update("m1", domain="new.example.com", client_endpoint="https://new.example.com/rest/")
+    assert store.find_by_domain("portal.example.com") is None
+    assert store.find_by_domain("NEW.example.com").client_endpoint == "https://new.example.com/rest/"
+
+
+def test_update_needs_an_existing_record_and_known_fields(store: InstallationStore) -> None:
+    assert store.update("ghost", state=ACTIVE) is False
+    assert store.get("ghost") is None
+    store.save(sample())
+    assert store.update("m1", state=NEEDS_REAUTH, last_error="invalid_grant")
+    assert store.get("m1").state == NEEDS_REAUTH
+    assert store.get("m1").last_error == "invalid_grant"
+    with pytest.raises(ValueError, match="not updatable"):
+        store.update("m1", access_token="sneaky")
+    with pytest.raises(ValueError, match="unknown state"):
+        store.update("m1", state="zombie")
+
+
+def test_update_application_token(store: InstallationStore) -> None:
+    store.save(sample())
+    store.update("m1", application_token="apptoken-2")
+    assert store.get("m1").application_token == "apptoken-2"
+    assert store.get("m1").access_token == "access-1"
+
+
+def test_swap_tokens_is_compare_and_set(store: InstallationStore) -> None:
+    store.save(sample())
+    assert store.swap_tokens("m1", "refresh-1", "access-2", "refresh-2", 2_100_000_000.0, state=ACTIVE)
+    record = store.get("m1")
+    assert (record.access_token, record.refresh_token, record.expires_at) == ("access-2", "refresh-2",
+                                                                              2_100_000_000.0)
+    assert record.token_issued_at > 1_700_000_000.0
+    assert not store.swap_tokens("m1", "refresh-1", "access-X", "refresh-X", 1.0), "stale refresh token"
+    assert store.get("m1").access_token == "access-2"
+    assert not store.swap_tokens("ghost", "refresh-1", "a", "r", 1.0)
+    assert store.get("ghost") is None
+
+
+def test_concurrent_swaps_let_exactly_one_win(store: InstallationStore) -> None:
+    store.save(sample())
+    wins: list[int] = []
+    barrier = threading.Barrier(16)
+
+    def attempt(i: int) -> None:
+        barrier.wait()
+        if store.swap_tokens("m1", "refresh-1", f"access-{i}", f"refresh-{i}", 3.0):
+            wins.append(i)
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(wins) == 1
+    assert store.get("m1").refresh_token == f"refresh-{wins[0]}"
+
+
+def test_clear_tokens_keeps_the_record_without_secrets(store: InstallationStore) -> None:
+    store.save(sample())
+    assert store.clear_tokens("m1", UNINSTALLED, "uninstalled by portal")
+    record = store.get("m1")
+    assert record.state == UNINSTALLED
+    assert record.access_token is None
+    assert record.refresh_token is None
+    assert record.application_token is None
+    assert record.domain == "portal.example.com"
+    assert not store.clear_tokens("ghost", UNINSTALLED)
+
+
+def test_delete_forgets_everything(store: InstallationStore) -> None:
+    store.save(sample())
+    store.save(sample("m2", domain="other.example.com"))
+    store.delete("m1")
+    assert store.get("m1") is None
+    assert store.find_by_domain("portal.example.com") is None
+    assert store.member_ids() == ["m2"]
+
+
+def test_redis_holds_no_token_in_clear(redis_client: redis.Redis) -> None:
+    store = RedisInstallationStore(redis_client, TokenCipher([KEY]))
+    store.save(sample())
+    store.swap_tokens("m1", "refresh-1", "access-2", "refresh-2", 5.0)
+    dump = b"".join(k + b"".join(redis_client.hgetall(k).keys()) + b"".join(redis_client.hgetall(k).values())
+                    if redis_client.type(k) == b"hash" else k for k in redis_client.keys("*"))
+    for secret in (b"access-1", b"refresh-1", b"access-2", b"refresh-2", b"apptoken-1"):
+        assert secret not in dump
+
+
+def test_key_rotation_reads_old_records_and_rewrites_them(redis_client: redis.Redis) -> None:
+    old_key, new_key = KEY, Fernet.generate_key().decode()
+    RedisInstallationStore(redis_client, TokenCipher([old_key])).save(sample())
+    before = redis_client.hget(RedisInstallationStore.key("m1"), "tokens")
+    rotated = RedisInstallationStore(redis_client, TokenCipher([new_key, old_key]))
+    assert rotated.get("m1").access_token == "access-1"
+    after = redis_client.hget(RedisInstallationStore.key("m1"), "tokens")
+    assert after != before
+    Fernet(new_key).decrypt(after)  # rewritten under the new key
+    assert RedisInstallationStore(redis_client, TokenCipher([new_key])).get("m1").application_token == "apptoken-1"
+
+
+def test_redis_keys_share_a_cluster_slot_per_portal() -> None:
+    assert RedisInstallationStore.key("abc123") == "b24:portal:{abc123}"
