@@ -1,0 +1,43 @@
+"""Response envelopes (protocol §3.2, §3.3): `{result, time{...}}` and `{error, error_description}`."""
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Response
+
+JSON_TYPE = "application/json; charset=utf-8"
+
+
+def iso(ts: float) -> str:
+    """`2024-07-23T08:11:02+00:00`, the date format of `time.date_start` and friends."""
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
+
+
+def time_block(start: float, finish: float, processing: float, operating: float | None = None,
+               operating_reset_at: int | None = None) -> dict[str, Any]:
+    """The `time` object; `operating`/`operating_reset_at` only where the cloud reports them."""
+    block: dict[str, Any] = {"start": round(start, 6), "finish": round(finish, 6),
+                             "duration": round(finish - start, 6), "processing": round(processing, 6),
+                             "date_start": iso(start), "date_finish": iso(finish)}
+    if operating is not None:
+        block["operating_reset_at"] = operating_reset_at
+        block["operating"] = round(operating, 4)
+    return block
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    resp = Response(json.dumps(body), status=status, content_type=JSON_TYPE)
+    for key, value in (headers or {}).items():
+        resp.headers[key] = value
+    return resp
+
+
+CORS_HEADERS = {"Access-Control-Allow-Origin": "*"}
+PREFLIGHT_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+    "Access-Control-Allow-Headers": "Content-Type, Authorization, Accept, X-Requested-With",
+    "Access-Control-Max-Age": "600",
+}

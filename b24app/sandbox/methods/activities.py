@@ -1,0 +1,238 @@
+"""Configurable activities: crm.activity.configurable.add/update/get, crm.activity.list/delete (§5.6).
+
+A badge shows on the owner's kanban card while an activity that carries its `badgeCode` is open.
+Only app (OAuth) callers may create, update or read configurable activities — a webhook gets
+ERROR_WRONG_CONTEXT — and only the creating app may update one (ERROR_WRONG_APPLICATION).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from ..envelope import iso
+from ..errors import RestError
+from ..layout import localized, validate_layout
+from ..models import Activity
+from ..phpquery import as_list
+from .base import CallContext, Paged, as_array, as_int, rest_method, upper_keys
+
+TRUE_VALUES = ("Y", "y", "1", "true")
+FALSE_VALUES = ("N", "n", "0", "false")
+PROVIDER_ID = "CONFIGURABLE_REST_APP"
+PAGE_SIZE = 50
+OWNER_TYPES = {1: "LEAD", 2: "DEAL", 3: "CONTACT", 4: "COMPANY", 7: "QUOTE"}
+
+
+def _bool_value(value: Any) -> bool | None:
+    """Strict in_array of the controller: Y/y/true/1/'1'/'true' and N/n/false/0/'0'/'false'."""
+    if value is True or value is False:
+        return value
+    if type(value) is int and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        if value in TRUE_VALUES:
+            return True
+        if value in FALSE_VALUES:
+            return False
+    return None
+
+
+def _wrong_field(name: str) -> RestError:
+    return RestError("WRONG_FIELD_VALUE", f"Wrong value of field `{name}`")
+
+
+def _not_found() -> RestError:
+    return RestError("NOT_FOUND", "Not found.")
+
+
+def _context_errors(ctx: CallContext, activity: Activity | None) -> list[RestError]:
+    errors = []
+    if not ctx.is_app:
+        errors.append(RestError("ERROR_WRONG_CONTEXT", "Method call is only possible in the context of an application"))
+    if activity is not None and activity.client_id != ctx.client_id:
+        errors.append(RestError("ERROR_WRONG_APPLICATION",
+                                "The activity can only be updated by the application that created it"))
+    return errors
+
+
+def _field_errors(ctx: CallContext, fields: dict[str, Any]) -> list[RestError]:
+    errors = []
+    for name in ("completed", "isIncomingChannel"):
+        if fields.get(name) is not None and _bool_value(fields[name]) is None:
+            errors.append(_wrong_field(name))
+    incoming = fields.get("isIncomingChannel")
+    if incoming is not None and fields.get("deadline") and _bool_value(incoming):
+        errors.append(RestError("INCOMING_ACTIVITY_CAN_NOT_BE_WITH_DEADLINE",
+                                "Incoming activity cannot have a deadline"))
+    if fields.get("pingOffsets") is not None:
+        offsets = as_list(fields["pingOffsets"])
+        if offsets is None:
+            errors.append(_wrong_field("pingOffsets"))
+        else:
+            for index, offset in enumerate(offsets):
+                if not isinstance(offset, str | int | float) or _to_int(offset) < 0:
+                    errors.append(_wrong_field(f"pingOffsets[{index}]"))
+    if fields.get("responsibleId") is not None and _to_int(fields["responsibleId"]) <= 0:
+        errors.append(_wrong_field("responsibleId"))
+    code = fields.get("badgeCode")
+    if code is not None and code != "" and str(code) not in ctx.portal.badges:
+        errors.append(_wrong_field("badgeCode"))
+    type_id = fields.get("typeId")
+    if type_id is not None and (not isinstance(type_id, str) or type_id != "CONFIGURABLE"):
+        errors.append(_wrong_field("typeId"))
+    return errors
+
+
+def _to_int(value: Any) -> int:
+    try:
+        return int(float(value))
+    except (TypeError, ValueError):
+        return 0
+
+
+def _apply_fields(ctx: CallContext, activity: Activity, fields: dict[str, Any]) -> None:
+    if fields.get("completed") is not None:
+        activity.completed = bool(_bool_value(fields["completed"]))
+    if fields.get("deadline") not in (None, ""):
+        activity.deadline = str(fields["deadline"])
+    if fields.get("isIncomingChannel") is not None:
+        activity.is_incoming = bool(_bool_value(fields["isIncomingChannel"]))
+    if fields.get("responsibleId") is not None:
+        activity.responsible_id = _to_int(fields["responsibleId"])
+    if fields.get("pingOffsets") is not None:
+        activity.ping_offsets = list(dict.fromkeys(_to_int(v) for v in as_list(fields["pingOffsets"]) or []))
+    if fields.get("badgeCode") is not None:
+        new_code = str(fields["badgeCode"])
+        if new_code != activity.badge_code and new_code:
+            activity.badge_seq = ctx.sandbox.next_badge_seq()
+        activity.badge_code = new_code
+    if fields.get("originatorId") is not None:
+        activity.originator_id = str(fields["originatorId"])
+    if fields.get("originId") is not None:
+        activity.origin_id = str(fields["originId"])
+    activity.updated = ctx.now
+
+
+def _owner_exists(ctx: CallContext, owner_type_id: int, owner_id: int) -> bool:
+    return owner_type_id == 2 and owner_id in ctx.portal.deals
+
+
+@rest_method("crm.activity.configurable.add", scope="crm")
+def configurable_add(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
+    owner_type_id = as_int(params, "ownerTypeId")
+    owner_id = as_int(params, "ownerId")
+    fields = as_array(params, "fields")
+    layout = as_array(params, "layout")
+    errors = _context_errors(ctx, None) + _field_errors(ctx, fields)
+    if layout:
+        errors += validate_layout(layout)
+    else:
+        errors.append(RestError("ERROR_EMPTY_LAYOUT", "The layout field must be filled"))
+    if errors:
+        raise errors[0]
+    if not _owner_exists(ctx, owner_type_id, owner_id):
+        raise RestError("OWNER_NOT_FOUND", "Owner was not found")
+    activity = Activity(ctx.portal.next_id(), owner_type_id, owner_id, str(ctx.client_id), layout,
+                        created=ctx.now, updated=ctx.now, responsible_id=ctx.user.id)
+    _apply_fields(ctx, activity, fields)
+    ctx.portal.activities[activity.id] = activity
+    return {"activity": {"id": activity.id}}
+
+
+@rest_method("crm.activity.configurable.update", scope="crm")
+def configurable_update(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
+    activity_id = as_int(params, "id")
+    fields = as_array(params, "fields", None) or {}
+    layout = as_array(params, "layout", None)
+    activity = ctx.portal.activities.get(activity_id)
+    if activity is None:
+        raise _not_found()
+    errors = _context_errors(ctx, activity) + _field_errors(ctx, fields)
+    if layout:
+        errors += validate_layout(layout)
+    if errors:
+        raise errors[0]
+    if layout:
+        activity.layout = layout
+    _apply_fields(ctx, activity, fields)
+    return {"activity": {"id": activity.id}}
+
+
+def activity_view(activity: Activity) -> dict[str, Any]:
+    return {"id": activity.id, "ownerTypeId": activity.owner_type_id, "ownerId": activity.owner_id,
+            "fields": {"typeId": activity.type_id, "completed": activity.completed, "deadline": activity.deadline,
+                       "pingOffsets": list(activity.ping_offsets), "isIncomingChannel": activity.is_incoming,
+                       "responsibleId": activity.responsible_id, "badgeCode": activity.badge_code,
+                       "originatorId": activity.originator_id or None, "originId": activity.origin_id or None},
+            "layout": activity.layout}
+
+
+@rest_method("crm.activity.configurable.get", scope="crm")
+def configurable_get(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
+    activity_id = as_int(params, "id")
+    errors = _context_errors(ctx, None)
+    if errors:
+        raise errors[0]
+    activity = ctx.portal.activities.get(activity_id)
+    if activity is None:
+        raise _not_found()
+    return {"activity": activity_view(activity)}
+
+
+def _list_row(activity: Activity, lang: str) -> dict[str, Any]:
+    return {"ID": str(activity.id), "OWNER_ID": str(activity.owner_id), "OWNER_TYPE_ID": str(activity.owner_type_id),
+            "TYPE_ID": "6", "PROVIDER_ID": PROVIDER_ID, "PROVIDER_TYPE_ID": activity.type_id,
+            "SUBJECT": localized((activity.layout.get("header") or {}).get("title", ""), lang),
+            "COMPLETED": "Y" if activity.completed else "N", "RESPONSIBLE_ID": str(activity.responsible_id),
+            "CREATED": iso(activity.created), "LAST_UPDATED": iso(activity.updated),
+            "DEADLINE": activity.deadline or "", "ORIGINATOR_ID": activity.originator_id,
+            "ORIGIN_ID": activity.origin_id}
+
+
+def _matches(row: dict[str, Any], filters: dict[str, Any]) -> bool:
+    for raw_key, expected in filters.items():
+        key = raw_key.lstrip("=")
+        if key not in row:
+            continue
+        values = as_list(expected)
+        wanted = [str(v) for v in values] if values is not None else [str(expected)]
+        if key == "COMPLETED":
+            wanted = ["Y" if _bool_value(v) else "N" for v in wanted]
+        if str(row[key]) not in wanted:
+            return False
+    return True
+
+
+@rest_method("crm.activity.list", scope="crm")
+def activity_list(ctx: CallContext, params: dict[str, Any]) -> Paged:
+    args = upper_keys(params)
+    filters = upper_keys(args.get("FILTER") if isinstance(args.get("FILTER"), dict) else {})
+    order = upper_keys(args.get("ORDER") if isinstance(args.get("ORDER"), dict) else {})
+    select = as_list(args.get("SELECT")) or []
+    try:
+        start = max(0, int(args.get("START") or 0))
+    except (TypeError, ValueError):
+        start = 0
+    rows = [_list_row(a, ctx.portal.language) for a in ctx.portal.activities.values()]
+    rows = [r for r in rows if _matches(r, filters)]
+    descending = str(order.get("ID", "ASC")).upper() == "DESC"
+    rows.sort(key=lambda r: int(r["ID"]), reverse=descending)
+    page = rows[start:start + PAGE_SIZE]
+    wanted = {str(s).upper() for s in select} - {"*"}
+    if wanted:
+        page = [{k: v for k, v in r.items() if k in wanted or k == "ID"} for r in page]
+    more = start + PAGE_SIZE < len(rows)
+    return Paged(page, total=len(rows), next=start + PAGE_SIZE if more else None)
+
+
+@rest_method("crm.activity.delete", scope="crm")
+def activity_delete(ctx: CallContext, params: dict[str, Any]) -> bool:
+    args = upper_keys(params)
+    try:
+        activity_id = int(args.get("ID") or 0)
+    except (TypeError, ValueError):
+        activity_id = 0
+    if activity_id <= 0:
+        raise RestError("ERROR_ARGUMENT", "The parameter 'id' is invalid or not defined.", 400)
+    if ctx.portal.activities.pop(activity_id, None) is None:
+        raise RestError("ERROR_NOT_FOUND", "Not found.", 400)
+    return True

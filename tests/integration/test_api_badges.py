@@ -1,0 +1,214 @@
+"""The badge API (issue #5 points 4–7) against the sandbox over real HTTP."""
+from __future__ import annotations
+
+import pytest
+
+from tests.integration.api import Api, session_for
+from tests.integration.helpers import portal_requests
+
+SEED = {"code": "missedCall", "title": "Call Status", "value": "Missed", "type": "failure"}
+MULTI = {"code": "callStatus", "title": {"en": "Call status", "de": "Anrufstatus", "ru": "Статус звонка"},
+         "value": {"en": "Missed", "de": "Verpasst", "ru": "Пропущен"}, "type": "warning"}
+
+
+def _count(b24, portal, method: str) -> int:
+    return portal_requests(b24.sandbox, portal.member_id).get(method, 0)
+
+
+def test_create_get_list_delete(b24) -> None:
+    portal = b24.installed_portal()
+    api = session_for(b24, portal)
+    created = api.post("/badges", json=SEED)
+    assert created.status_code == 201
+    assert created.json() == {"badge": SEED}
+    assert api.post("/badges", json=MULTI).json()["badge"] == MULTI
+    assert portal.badges["callStatus"].title == MULTI["title"]
+    assert api.get("/badges/missedCall").json() == {"badge": SEED}
+    listed = api.get("/badges").json()["badges"]
+    assert sorted(b["code"] for b in listed) == ["callStatus", "missedCall"]
+    deleted = api.delete("/badges/missedCall")
+    assert deleted.status_code == 204
+    assert "missedCall" not in portal.badges
+    missing = api.get("/badges/missedCall")
+    assert missing.status_code == 404
+    assert missing.json()["error"] == "NOT_FOUND"
+    assert api.delete("/badges/missedCall").status_code == 404
+
+
+def test_duplicate_code_is_409_badge_exists(b24) -> None:
+    api = session_for(b24, portal := b24.installed_portal())
+    api.post("/badges", json=SEED)
+    again = api.post("/badges", json={**SEED, "title": "Other"})
+    assert again.status_code == 409
+    assert again.json()["error"] == "BADGE_EXISTS"
+    assert len(portal.badges) == 1
+
+
+@pytest.mark.parametrize(("payload", "field"), [
+    ({**SEED, "code": "9bad"}, "code"),
+    ({**SEED, "code": "x" * 31}, "code"),
+    ({**SEED, "type": "lavender"}, "type"),
+    ({**SEED, "title": ""}, "title"),
+    ({**SEED, "title": {"xx": "Unknown language"}}, "title.xx"),
+    ({**SEED, "value": "v" * 256}, "value"),
+    ({k: v for k, v in SEED.items() if k != "value"}, "value"),
+])
+def test_invalid_badges_never_reach_the_portal(b24, payload: dict, field: str) -> None:
+    portal = b24.installed_portal()
+    api = session_for(b24, portal)
+    response = api.post("/badges", json=payload)
+    assert response.status_code == 400
+    body = response.json()
+    assert body["error"] == "VALIDATION_ERROR"
+    assert field in body["fields"]
+    assert _count(b24, portal, "crm.activity.badge.add") == 0
+
+
+def test_writes_need_an_admin_reads_do_not(b24) -> None:
+    portal = b24.installed_portal()
+    session_for(b24, portal).post("/badges", json=SEED)
+    user = session_for(b24, portal, user_id=2)
+    assert user.get("/badges").status_code == 200
+    assert user.get("/badges/missedCall").status_code == 200
+    for response in (user.post("/badges", json=MULTI), user.delete("/badges/missedCall"),
+                     user.post("/badges/import", json={"badges": [MULTI]}),
+                     user.post("/deals/1/badge", json={"code": "missedCall"}), user.delete("/deals/1/badge")):
+        assert response.status_code == 403
+        assert response.json()["error"] == "ACCESS_DENIED"
+    assert _count(b24, portal, "crm.activity.badge.add") == 1
+
+
+@pytest.mark.parametrize("header", ["", "Bearer", "Bearer not-a-token", "Basic abc"])
+def test_api_needs_a_valid_session(b24, header: str) -> None:
+    portal = b24.installed_portal()
+    api = Api(b24.url, "x")
+    api.headers = {"Authorization": header} if header else {}
+    response = api.get("/badges")
+    assert response.status_code == 401
+    assert response.json()["error"] in ("UNAUTHORIZED", "INVALID_SESSION")
+    assert portal
+
+
+def test_a_session_of_another_deployment_is_refused(b24) -> None:
+    from b24app.sessions import SessionSigner
+
+    portal = b24.installed_portal()
+    foreign = SessionSigner("another-secret-key-" * 3, audience=b24.config.client_id).issue(
+        portal.member_id, 1, True, portal.domain)
+    response = Api(b24.url, foreign).get("/badges")
+    assert response.status_code == 401
+
+
+def test_badge_list_is_served_from_the_cache_until_a_write(b24) -> None:
+    portal = b24.installed_portal()
+    api = session_for(b24, portal)
+    api.post("/badges", json=SEED)
+    first = api.get("/badges")
+    assert first.headers["X-Cache"] == "miss"
+    for _ in range(5):
+        again = api.get("/badges")
+        assert again.headers["X-Cache"] == "hit"
+        assert again.json() == first.json()
+    assert _count(b24, portal, "crm.activity.badge.list") == 1
+    api.post("/badges", json=MULTI)
+    after_write = api.get("/badges")
+    assert after_write.headers["X-Cache"] == "miss"
+    assert len(after_write.json()["badges"]) == 2
+    assert _count(b24, portal, "crm.activity.badge.list") == 2
+
+
+def test_idempotency_key_replays_without_a_second_portal_call(b24) -> None:
+    portal = b24.installed_portal()
+    api = session_for(b24, portal)
+    headers = {"Idempotency-Key": "create-missed-call-1"}
+    first = api.post("/badges", json=SEED, headers=headers)
+    second = api.post("/badges", json=SEED, headers=headers)
+    assert (first.status_code, second.status_code) == (201, 201)
+    assert second.json() == first.json()
+    assert second.headers.get("Idempotent-Replayed") == "true"
+    assert _count(b24, portal, "crm.activity.badge.add") == 1
+    reused = api.post("/badges", json=MULTI, headers=headers)
+    assert reused.status_code == 422
+    assert reused.json()["error"] == "IDEMPOTENCY_KEY_REUSED"
+    other_portal = session_for(b24, b24.installed_portal())
+    assert other_portal.post("/badges", json=SEED, headers=headers).status_code == 201, "keys are per portal"
+
+
+@pytest.mark.parametrize("mode", ["apply_then_500", "500", "timeout"])
+def test_unknown_outcome_of_badge_add_is_resolved_without_duplicates(b24, mode: str) -> None:
+    portal = b24.installed_portal()
+    api = session_for(b24, portal)
+    b24.sandbox.faults.add(portal, "crm.activity.badge.add", mode, seconds=1)
+    response = api.post("/badges", json=SEED)
+    assert response.status_code == 201, response.text
+    assert response.json() == {"badge": SEED}
+    assert list(portal.badges) == ["missedCall"]
+
+
+def test_delete_of_a_badge_still_shown_on_a_deal_is_explained(b24) -> None:
+    portal = b24.installed_portal()
+    api = session_for(b24, portal)
+    api.post("/badges", json=SEED)
+    assert api.post("/deals/3/badge", json={"code": "missedCall"}).status_code == 201
+    refused = api.delete("/badges/missedCall")
+    assert refused.status_code == 409
+    assert refused.json()["error"] == "ENTITY_WITH_BADGE_EXISTS"
+    assert "missedCall" in portal.badges
+    assert api.delete("/deals/3/badge").status_code == 204
+    assert api.delete("/badges/missedCall").status_code == 204
+
+
+def test_deal_badge_switches_within_one_open_activity(b24) -> None:
+    portal = b24.installed_portal()
+    api = session_for(b24, portal)
+    api.post("/badges", json=SEED)
+    api.post("/badges", json=MULTI)
+    shown = api.post("/deals/5/badge", json={"code": "missedCall"})
+    assert shown.status_code == 201
+    body = shown.json()
+    assert body["deal_id"] == 5
+    assert body["code"] == "missedCall"
+    assert b24.sandbox.deal_badge(portal, 5).code == "missedCall"
+    switched = api.post("/deals/5/badge", json={"code": "callStatus"})
+    assert switched.status_code == 200
+    assert switched.json()["activity_id"] == body["activity_id"]
+    assert b24.sandbox.deal_badge(portal, 5).code == "callStatus"
+    open_activities = [a for a in portal.activities.values() if a.owner_id == 5 and not a.completed]
+    assert len(open_activities) == 1
+    assert api.delete("/deals/5/badge").status_code == 204
+    assert b24.sandbox.deal_badge(portal, 5) is None
+    unknown = api.post("/deals/5/badge", json={"code": "noSuchBadge"})
+    assert unknown.status_code == 404
+
+
+def test_import_uses_batch_and_reports_each_item(b24) -> None:
+    portal = b24.installed_portal(rate=(2, 50))
+    api = session_for(b24, portal)
+    items = [{"code": f"imp{i}", "title": f"Item {i}", "value": str(i), "type": "primary"} for i in range(120)]
+    items[7] = {**items[7], "type": "lavender"}
+    items[9] = {**items[3]}
+    api.post("/badges", json={"code": "imp11", "title": "exists", "value": "x", "type": "success"})
+    requests_before = portal_requests(b24.sandbox, portal.member_id)
+    response = api.post("/badges/import", json={"badges": items})
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert len(results) == 120
+    assert [r["code"] for r in results] == [i["code"] for i in items]
+    assert results[0] == {"code": "imp0", "ok": True, "badge": items[0]}
+    assert results[7]["ok"] is False
+    assert results[7]["error"] == "VALIDATION_ERROR"
+    assert results[9]["error"] == "BADGE_EXISTS"
+    assert results[11]["error"] == "BADGE_EXISTS"
+    assert sum(r["ok"] for r in results) == 117
+    after = portal_requests(b24.sandbox, portal.member_id)
+    assert after.get("batch", 0) - requests_before.get("batch", 0) == 3, "118 commands → 3 batch requests"
+    assert after.get("crm.activity.badge.add", 0) == requests_before.get("crm.activity.badge.add", 0)
+
+
+def test_import_limits(b24) -> None:
+    api = session_for(b24, b24.installed_portal())
+    too_many = api.post("/badges/import", json={"badges": [SEED] * 501})
+    assert too_many.status_code == 400
+    assert too_many.json()["fields"] == {"badges": "Give at most 500 badges."}
+    assert api.post("/badges/import", json={"badges": []}).status_code == 400
+    assert api.post("/badges/import", json={"nope": 1}).status_code == 400

@@ -1,0 +1,257 @@
+"""The portal REST client (issue #5 points 1–3): every error code's behaviour, limits, batch.
+
+Each Bitrix24 error code of protocol §3.3 / §2.4 and of the seed page is injected by the sandbox
+(fault mode `error`, with the status the docs give) and the client's reaction is checked: refresh and
+retry once, wait and retry, retry reads only, or fail fast — and never a refresh for codes that a
+refresh cannot fix.
+"""
+from __future__ import annotations
+
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+
+import pytest
+
+from b24app.limiter import OperatingBudget
+from b24app.rest import PortalClient, RetryPolicy, build_query
+from b24app.rest_errors import (
+    RULES,
+    AccessDenied,
+    AppNotInstalled,
+    B24Error,
+    InvalidArgument,
+    OperationTimeLimit,
+    OwnerCannotAct,
+    Policy,
+    QueryLimitExceeded,
+    TokenError,
+)
+from tests.integration.helpers import oauth_counters, portal_requests
+from tests.integration.test_tokens import _environ
+from tests.support import workers
+
+# Codes Bitrix24 sends in lower case (OAuth-layer errors); the rest are upper case or numeric.
+LOWER_CASE_CODES = {"expired_token", "invalid_token", "insufficient_scope", "user_access_error",
+                    "authorization_error"}
+# code → HTTP status the portal uses for it (protocol §3.3, system-errors; others are 400 controller errors)
+STATUSES = {"expired_token": 401, "invalid_token": 401, "no_auth_found": 401, "authorization_error": 401,
+            "application_not_found": 401, "error_oauth": 401, "not_installed": 401, "portal_deleted": 403,
+            "connection_error": 401, "access_denied": 403, "insufficient_scope": 401, "invalid_credentials": 401,
+            "user_access_error": 401, "wrong_auth_type": 403, "allowed_only_intranet_user": 403,
+            "access_error": 403, "method_confirm_waiting": 401, "method_confirm_denied": 403,
+            "payment_required": 401, "query_limit_exceeded": 503, "operation_time_limit": 429,
+            "overload_limit": 401, "internal_server_error": 500, "error_unexpected_answer": 500,
+            "error_method_not_found": 404, "invalid_request": 401, "error_batch_method_not_allowed": 405}
+
+
+def _client(b24, portal, sleeps: list[float], **kwargs) -> PortalClient:
+    installations = b24.services.installations
+    return PortalClient(portal.member_id, store=installations.store, tokens=installations.tokens,
+                        oauth=installations.oauth, http=b24.services.http, allow_http=True,
+                        retry=RetryPolicy(max_attempts=3, max_wait=1000), sleep=sleeps.append, **kwargs)
+
+
+@pytest.mark.parametrize("code", sorted(RULES))
+def test_every_error_code_has_its_decided_behaviour(b24, code: str) -> None:
+    portal = b24.installed_portal(rate=None)
+    sleeps: list[float] = []
+    client = _client(b24, portal, sleeps)
+    wire_code = code if code in LOWER_CASE_CODES else code.upper()
+    status = STATUSES.get(code, 400)
+    refresh_before = oauth_counters(b24.sandbox)["refresh_ok"]
+    b24.sandbox.faults.add(portal, "profile", "error", count=1, error=wire_code, status=status,
+                           description=f"injected {wire_code}")
+    rule = RULES[code]
+    policy = rule.error_class.policy
+    if policy is not Policy.FAIL:
+        # one failure, then the retry (after refresh or a wait) succeeds: `profile` is a read
+        assert client.call("profile").result["ADMIN"] is True
+        calls = portal_requests(b24.sandbox, portal.member_id)["profile"]
+        assert calls == 3  # the installer's admin check, the failure, the retry
+        refreshed = oauth_counters(b24.sandbox)["refresh_ok"] - refresh_before
+        assert refreshed == (1 if policy is Policy.REFRESH else 0)
+        assert (len(sleeps) > 0) == (policy is not Policy.REFRESH)
+    else:
+        with pytest.raises(B24Error) as err:
+            client.call("profile")
+        assert isinstance(err.value, rule.error_class)
+        assert err.value.code == wire_code
+        assert err.value.api_status != 500
+        assert 400 <= err.value.api_status < 500 or err.value.api_status == 503
+        assert oauth_counters(b24.sandbox)["refresh_ok"] == refresh_before, "no refresh for this code"
+        assert portal_requests(b24.sandbox, portal.member_id)["profile"] == 2, "no retry"
+        assert sleeps == []
+
+
+@pytest.mark.parametrize("code", ["insufficient_scope", "PAYMENT_REQUIRED", "ACCESS_DENIED"])
+@pytest.mark.parametrize("status", [401, 403])
+def test_scope_payment_and_access_errors_never_refresh(b24, code: str, status: int) -> None:
+    portal = b24.installed_portal(rate=None)
+    client = _client(b24, portal, [])
+    before = oauth_counters(b24.sandbox)["refresh_ok"]
+    b24.sandbox.faults.add(portal, "crm.activity.badge.list", "error", error=code, status=status)
+    with pytest.raises((AccessDenied, B24Error)) as err:
+        client.call("crm.activity.badge.list")
+    assert err.value.policy is Policy.FAIL
+    assert oauth_counters(b24.sandbox)["refresh_ok"] == before
+
+
+def test_writes_are_not_retried_on_a_server_error(b24) -> None:
+    portal = b24.installed_portal(rate=None)
+    sleeps: list[float] = []
+    client = _client(b24, portal, sleeps)
+    b24.sandbox.faults.add(portal, "crm.activity.badge.add", "500")
+    with pytest.raises(B24Error) as err:
+        client.call("crm.activity.badge.add", {"code": "x1", "title": "t", "value": "v", "type": "success"})
+    assert err.value.api_status == 503
+    assert portal_requests(b24.sandbox, portal.member_id)["crm.activity.badge.add"] == 1
+    assert sleeps == []
+
+
+def test_timeouts_are_retried_for_reads(b24) -> None:
+    portal = b24.installed_portal(rate=None)
+    sleeps: list[float] = []
+    client = _client(b24, portal, sleeps, timeout=(1.0, 0.5))
+    b24.sandbox.faults.add(portal, "crm.activity.badge.list", "timeout", seconds=2)
+    assert client.call("crm.activity.badge.list").result == {"badges": []}
+    assert len(sleeps) == 1
+
+
+def test_a_token_refused_after_a_refresh_is_not_refreshed_again(b24) -> None:
+    portal = b24.installed_portal(rate=None)
+    client = _client(b24, portal, [])
+    b24.sandbox.faults.add(portal, "profile", "error", count=2, error="invalid_token", status=401)
+    before = oauth_counters(b24.sandbox)["refresh_ok"]
+    with pytest.raises(TokenError):
+        client.call("profile")
+    assert oauth_counters(b24.sandbox)["refresh_ok"] == before + 1
+
+
+def test_owner_errors_and_uninstalled_apps_fail_fast_with_clear_messages(b24) -> None:
+    portal = b24.installed_portal(rate=None)
+    client = _client(b24, portal, [])
+    b24.sandbox.faults.add(portal, "profile", "error", error="APPLICATION_NOT_FOUND", status=401,
+                           description="Application not found")
+    with pytest.raises(AppNotInstalled) as err:
+        client.call("profile")
+    assert "no longer installed" in err.value.message
+    b24.sandbox.faults.add(portal, "profile", "error", error="authorization_error", status=401)
+    with pytest.raises(OwnerCannotAct) as owner:
+        client.call("profile")
+    assert "administrator must open the app" in owner.value.message
+
+
+def test_query_limit_waits_are_bounded(b24) -> None:
+    portal = b24.installed_portal(rate=None)
+    sleeps: list[float] = []
+    client = _client(b24, portal, sleeps)
+    b24.sandbox.faults.add(portal, "profile", "error", count=10, error="QUERY_LIMIT_EXCEEDED", status=503)
+    with pytest.raises(QueryLimitExceeded) as err:
+        client.call("profile")
+    assert err.value.api_status == 503
+    assert len(sleeps) == 2, "max_attempts bounds the retries"
+    # 1 s for the bucket plus exponential backoff (0.5 s × 1.5^n) with ±20% jitter
+    assert 1.4 <= sleeps[0] <= 1.6
+    assert 1.6 <= sleeps[1] <= 1.9
+
+
+def _operating_client(b24, portal, sleeps: list[float], limit: float) -> PortalClient:
+    installations = b24.services.installations
+    return PortalClient(portal.member_id, store=installations.store, tokens=installations.tokens,
+                        oauth=installations.oauth, http=b24.services.http, allow_http=True,
+                        budget=OperatingBudget(b24.services.redis, limit=limit),
+                        retry=RetryPolicy(max_attempts=3, max_wait=5), sleep=sleeps.append)
+
+
+def _calls(b24, portal, client: PortalClient, method: str, times: int) -> list[str]:
+    outcomes = []
+    for _ in range(times):
+        try:
+            client.call(method)
+            outcomes.append("ok")
+        except OperationTimeLimit:
+            outcomes.append("paused")
+    return outcomes
+
+
+@pytest.fixture
+def costly_list(b24):
+    """`crm.activity.badge.list` costs 4 s of operating time per call on this sandbox."""
+    b24.sandbox.sandbox.set_method_cost("crm.activity.badge.list", 4.0)
+    yield "crm.activity.badge.list"
+    b24.sandbox.sandbox.set_operating_limit(480)
+    b24.sandbox.sandbox.set_method_cost("crm.activity.badge.list", 0.0)
+
+
+def test_operating_budget_pauses_a_method_before_the_portal_blocks_it(b24, costly_list: str) -> None:
+    portal = b24.installed_portal(rate=None)
+    b24.sandbox.sandbox.set_operating_limit(20)
+    client = _operating_client(b24, portal, [], limit=20)
+    assert _calls(b24, portal, client, costly_list, 7) == ["ok"] * 5 + ["paused"] * 2
+    counters = b24.sandbox.sandbox.counters.snapshot()["portals"][portal.member_id]
+    assert counters["operation_limited"] == 0, "the portal never had to block the method"
+    assert counters["requests"][costly_list] == 5, "paused calls never left the app"
+
+
+def test_a_429_parks_the_method_until_its_reset(b24, costly_list: str) -> None:
+    portal = b24.installed_portal(rate=None)
+    b24.sandbox.sandbox.set_operating_limit(6)  # stricter than the budget the app knows of
+    client = _operating_client(b24, portal, [], limit=480)
+    assert _calls(b24, portal, client, costly_list, 5) == ["ok"] * 2 + ["paused"] * 3
+    counters = b24.sandbox.sandbox.counters.snapshot()["portals"][portal.member_id]
+    assert counters["operation_limited"] == 1
+    assert counters["requests"][costly_list] == 3, "after the 429 the method is parked, not retried"
+    assert client.call("profile").result["ADMIN"] is True, "other methods are unaffected"
+
+
+def test_batch_chunks_results_and_errors(b24) -> None:
+    portal = b24.installed_portal(rate=None)
+    client = b24.services.installations.portal(portal.member_id)
+    commands = {f"c{i}": ("crm.activity.badge.add", {"code": f"b{i}", "title": {"en": f"T{i}"}, "value": "v",
+                                                      "type": "success"}) for i in range(120)}
+    commands["c5"] = ("crm.activity.badge.add", {"code": "b5", "title": "t", "value": "v", "type": "lavender"})
+    before = portal_requests(b24.sandbox, portal.member_id).get("batch", 0)
+    result = client.batch(commands)
+    assert portal_requests(b24.sandbox, portal.member_id)["batch"] - before == 3
+    assert len(result.result) == 119
+    assert set(result.errors) == {"c5"}
+    assert isinstance(result.errors["c5"], InvalidArgument)
+    assert result.errors["c5"].code == "WRONG_TYPE_VALUE"
+    assert result.result["c0"]["badge"]["title"] == {"en": "T0"}
+    assert len(portal.badges) == 119
+
+
+def test_batch_halt_and_references(b24) -> None:
+    portal = b24.installed_portal(rate=None)
+    client = b24.services.installations.portal(portal.member_id)
+    result = client.batch({
+        "add": ("crm.activity.badge.add", {"code": "ref1", "title": "t", "value": "v", "type": "success"}),
+        "get": ("crm.activity.badge.get", {"code": "$result[add][badge][code]"}),
+    })
+    assert result.result["get"]["badge"]["code"] == "ref1"
+    halted = client.batch({
+        "bad": ("crm.activity.badge.add", {"code": "ref2", "title": "t", "value": "v", "type": "nope"}),
+        "never": ("crm.activity.badge.add", {"code": "ref3", "title": "t", "value": "v", "type": "success"}),
+    }, halt=True)
+    assert set(halted.errors) == {"bad"}
+    assert "never" not in halted.result
+    assert "ref3" not in portal.badges
+
+
+def test_build_query_matches_php_http_build_query() -> None:
+    assert build_query({"a": 1, "b": {"c": "x y", "d": [1, 2]}, "e": True, "f": None}) == \
+        "a=1&b[c]=x%20y&b[d][0]=1&b[d][1]=2&e=1"
+
+
+@pytest.mark.slow
+def test_four_processes_importing_share_one_rate_limit(b24) -> None:
+    portal = b24.installed_portal(rate=(2, 10))
+    environ = _environ(b24, B24_RATE="2/10")
+    with ProcessPoolExecutor(4, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(workers.import_badges, environ, portal.member_id, f"p{n}x", 60, 6) for n in range(4)]
+        results = [f.result(timeout=180) for f in futures]
+    assert [r["errors"] for r in results] == [[]] * 4
+    assert sum(r["created"] for r in results) == 4 * 66
+    assert len(portal.badges) == 4 * 66
+    counters = b24.sandbox.sandbox.counters.snapshot()["portals"][portal.member_id]
+    assert counters["rate_limited"] <= 1, f"the portal answered {counters['rate_limited']} × 503"

@@ -1,0 +1,87 @@
+"""Code that runs in child processes of multi-process tests (spawned, so importable by name)."""
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from b24app.config import load_config
+from b24app.redis_conn import connect
+from b24app.services import build_services
+
+
+def _services(environ: dict[str, str]):
+    config = load_config(environ)
+    return build_services(config, connect(config.redis_url or ""))
+
+
+def _installations(environ: dict[str, str]):
+    return _services(environ).installations
+
+
+def call_many(environ: dict[str, str], member_ids: Sequence[str], threads: int, calls_per_thread: int,
+              method: str = "profile") -> dict[str, Any]:
+    """`threads` threads each calling `method` on the given portals; returns successes and errors."""
+    installations = _installations(environ)
+    results: dict[str, Any] = {"ok": 0, "errors": []}
+    lock = threading.Lock()
+    barrier = threading.Barrier(threads)
+
+    def run(index: int) -> None:
+        barrier.wait()
+        for n in range(calls_per_thread):
+            member_id = member_ids[(index * calls_per_thread + n) % len(member_ids)]
+            try:
+                installations.portal(member_id).call(method)
+                with lock:
+                    results["ok"] += 1
+            except Exception as exc:  # reported to the test, which fails on any
+                with lock:
+                    results["errors"].append(f"{type(exc).__name__}: {exc}")
+
+    workers = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return results
+
+
+def hold_refresh_lock_forever(environ: dict[str, str], member_id: str, ready_path: str) -> None:
+    """Take the portal's refresh lock the way a refresh does, signal, then hang until SIGKILLed."""
+    installations = _installations(environ)
+    oauth = installations.oauth
+
+    def stuck_refresh(_refresh_token: str):
+        with open(ready_path, "w") as handle:
+            handle.write(str(os.getpid()))
+        while True:
+            time.sleep(1)
+
+    oauth.refresh = stuck_refresh  # the OAuth request never leaves this process
+    record = installations.tokens.require(member_id)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    installations.tokens.refresh(member_id, record.access_token)
+
+
+def import_badges(environ: dict[str, str], member_id: str, prefix: str, imported: int, single: int) -> dict[str, Any]:
+    """One process of an import: `imported` badges through the import use case, `single` one by one."""
+    services = _services(environ)
+    services_badges = services.badges
+    portal = services.installations.portal(member_id)
+    items = [{"code": f"{prefix}{i}", "title": f"Item {i}", "value": str(i), "type": "primary"}
+             for i in range(imported)]
+    results = services_badges.import_many(portal, items)
+    errors = [r for r in results if not r["ok"]]
+    created = sum(1 for r in results if r["ok"])
+    for i in range(single):
+        badge = services_badges.validate({"code": f"{prefix}s{i}", "title": "t", "value": "v", "type": "success"})
+        try:
+            services_badges.create(portal, badge)
+            created += 1
+        except Exception as exc:  # reported to the test
+            errors.append(f"{type(exc).__name__}: {exc}")
+    return {"created": created, "errors": errors}
