@@ -249,14 +249,14 @@ class Badges:
         badge = self.get(portal, code)
         key = self.deal_key(portal.member_id, deal_id)
         with self._redis.lock(f"{key}:lock", timeout=30, blocking_timeout=30, thread_local=False):
-            activity_id = _int(self._redis.get(key))
+            activity_id = self._shown(key)[0]
             layout = _layout(badge, lang)
             if activity_id is not None:
                 try:
                     portal.call("crm.activity.configurable.update",
                                 {"id": activity_id, "fields": {"completed": False, "badgeCode": code},
                                  "layout": layout}, idempotent=True)
-                    self._redis.set(key, activity_id)
+                    self._remember(key, activity_id, code)
                     return DealBadge(deal_id, code, activity_id, created=False)
                 except NotFound:
                     log.info("remembered activity is gone; creating a new one", extra={"deal_id": deal_id})
@@ -267,14 +267,14 @@ class Badges:
             activity_id = _int((result or {}).get("activity", {}).get("id"))
             if activity_id is None:
                 raise AppError("The portal did not return the activity it created.", code="BAD_GATEWAY", status=503)
-            self._redis.set(key, activity_id)
+            self._remember(key, activity_id, code)
             return DealBadge(deal_id, code, activity_id, created=True)
 
     def clear_on_deal(self, portal: PortalClient, deal_id: int) -> None:
         """Complete this app's activity on the deal, which removes its badge from the kanban card."""
         key = self.deal_key(portal.member_id, deal_id)
         with self._redis.lock(f"{key}:lock", timeout=30, blocking_timeout=30, thread_local=False):
-            activity_id = _int(self._redis.get(key))
+            activity_id = self._shown(key)[0]
             if activity_id is None:
                 return
             with contextlib.suppress(NotFound):
@@ -282,8 +282,21 @@ class Badges:
                             {"id": activity_id, "fields": {"completed": True, "badgeCode": ""}}, idempotent=True)
             self._redis.delete(key)
 
-    def deal_badge(self, member_id: str, deal_id: int) -> int | None:
-        return _int(self._redis.get(self.deal_key(member_id, deal_id)))
+    def shown_on_deal(self, member_id: str, deal_id: int) -> DealBadge | None:
+        """What this app shows on the deal, as remembered (the activity id per portal+deal)."""
+        activity_id, code = self._shown(self.deal_key(member_id, deal_id))
+        return DealBadge(deal_id, code, activity_id, created=False) if activity_id is not None and code else None
+
+    def _shown(self, key: str) -> tuple[int | None, str]:
+        raw = self._redis.get(key)
+        try:
+            stored = json.loads(raw) if raw else {}
+        except ValueError:
+            stored = {}
+        return _int(stored.get("activity_id")), str(stored.get("code", ""))
+
+    def _remember(self, key: str, activity_id: int, code: str) -> None:
+        self._redis.set(key, json.dumps({"activity_id": activity_id, "code": code}))
 
 
 def _layout(badge: dict[str, Any], lang: str) -> dict[str, Any]:

@@ -229,6 +229,15 @@ def show_deal_badge(session: Session, raw_deal_id: str) -> tuple[Response, int]:
     return jsonify(deal_id=shown.deal_id, code=shown.code, activity_id=shown.activity_id), 201 if shown.created else 200
 
 
+@bp.get("/deals/<raw_deal_id>/badge")
+@session_required()
+def get_deal_badge(session: Session, raw_deal_id: str) -> Response:
+    shown = _badges().shown_on_deal(session.member_id, _deal_id(raw_deal_id))
+    if shown is None:
+        raise AppError("This app shows no badge on that deal.", code="NOT_FOUND", status=404)
+    return jsonify(deal_id=shown.deal_id, code=shown.code, activity_id=shown.activity_id)
+
+
 @bp.delete("/deals/<raw_deal_id>/badge")
 @session_required(admin=True)
 def clear_deal_badge(session: Session, raw_deal_id: str) -> tuple[str, int]:

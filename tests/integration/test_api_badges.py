@@ -173,10 +173,13 @@ def test_deal_badge_switches_within_one_open_activity(b24) -> None:
     assert switched.status_code == 200
     assert switched.json()["activity_id"] == body["activity_id"]
     assert b24.sandbox.deal_badge(portal, 5).code == "callStatus"
+    assert session_for(b24, portal, user_id=2).get("/deals/5/badge").json() == {
+        "deal_id": 5, "code": "callStatus", "activity_id": body["activity_id"]}
     open_activities = [a for a in portal.activities.values() if a.owner_id == 5 and not a.completed]
     assert len(open_activities) == 1
     assert api.delete("/deals/5/badge").status_code == 204
     assert b24.sandbox.deal_badge(portal, 5) is None
+    assert api.get("/deals/5/badge").status_code == 404
     unknown = api.post("/deals/5/badge", json={"code": "noSuchBadge"})
     assert unknown.status_code == 404
 
