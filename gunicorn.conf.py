@@ -2,25 +2,20 @@
 
 The master validates the configuration before forking (a bad variable stops start-up with one
 line), starts the embedded Redis when REDIS_URL is unset and hands it to the workers through the
-environment, and stops it on exit.
+environment, and stops it on exit. Outside production, with no B24_CLIENT_ID, it also runs the
+sandbox portal beside the app and points the app at it (`b24app.devsandbox`).
 """
+import json
 import os
-import socket
+import subprocess
 import sys
+from pathlib import Path
 
-from b24app.config import ConfigError, load_config
+from b24app.config import REPO_ROOT, ConfigError, default_env, load_config
+from b24app.devsandbox import app_environ, banner, credentials, free_port
 from b24app.embedded_redis import EmbeddedRedisError, ensure_embedded
 from b24app.logs import gunicorn_logconfig
 from b24app.manifest import load_manifest
-
-
-def _free_port(preferred: int) -> int:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", preferred))
-        except OSError:
-            probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _fail(message: str) -> None:
@@ -28,13 +23,22 @@ def _fail(message: str) -> None:
     sys.exit(2)
 
 
+_port = int(os.environ.get("PORT") or free_port(8000))
+bind = os.environ.get("GUNICORN_BIND") or f"127.0.0.1:{_port}"
+_sandbox_mode = not os.environ.get("B24_CLIENT_ID", "").strip() and \
+    (os.environ.get("B24_ENV") or default_env()) != "production"
+_sandbox_oauth_port = 0
+if _sandbox_mode:
+    _sandbox_oauth_port = free_port(_port + 1)
+    os.environ.update(app_environ(*credentials(Path(os.environ.get("B24_DATA_DIR") or REPO_ROOT / "var")),
+                                 app_url=f"http://127.0.0.1:{_port}", oauth_port=_sandbox_oauth_port))
+
 try:
     _config = load_config()
     load_manifest()
 except ConfigError as exc:
     _fail(str(exc))
 
-bind = os.environ.get("GUNICORN_BIND") or f"127.0.0.1:{os.environ.get('PORT') or _free_port(8000)}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = "gthread"
 threads = int(os.environ.get("GUNICORN_THREADS", "8"))
@@ -47,22 +51,41 @@ access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}o)s'
 logconfig_dict = gunicorn_logconfig("INFO" if _config.is_production else "DEBUG",
                                     secrets=(_config.client_secret or "", _config.secret_key, *_config.token_keys))
 _embedded = None
+_sandbox = None
+_sandbox_info: dict = {}
 
 
 def on_starting(server):
-    global _embedded
+    global _embedded, _sandbox
     try:
         _embedded = ensure_embedded(_config.data_dir)
     except EmbeddedRedisError as exc:
         _fail(f"REDIS_URL: not set and {exc}")
+    if _sandbox_mode:
+        _sandbox = subprocess.Popen(
+            [sys.executable, "-m", "b24app.devsandbox", "--app-url", _config.app_url,
+             "--oauth-port", str(_sandbox_oauth_port)], stdout=subprocess.PIPE, text=True)
+        line = _sandbox.stdout.readline()
+        try:
+            _sandbox_info.update(json.loads(line))
+        except ValueError:
+            _fail(f"B24_CLIENT_ID: not set, and the sandbox portal did not start ({line.strip()!r})")
 
 
 def when_ready(server):
     host, port = server.address[0][:2] if server.address else ("127.0.0.1", "?")
     print(f"Activity Badges is serving on http://{host}:{port}  (workers: {workers}, "
           f"redis: {'embedded' if _embedded else 'REDIS_URL'})", flush=True)
+    if _sandbox_info:
+        print(banner(_config.app_url, _sandbox_info["oauth_url"], _sandbox_info["portal_url"]), flush=True)
 
 
 def on_exit(server):
+    if _sandbox is not None and _sandbox.poll() is None:
+        _sandbox.terminate()
+        try:
+            _sandbox.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            _sandbox.kill()
     if _embedded is not None:
         _embedded.stop()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterable, Sequence
 
@@ -169,6 +170,32 @@ def keepalive(idle_days: float) -> None:
             failed += 1
             click.echo(f"{record.member_id}: {exc}", err=True)
     click.echo(f"keepalive: {refreshed} refreshed, {failed} failed (idle > {idle_days:g} days)")
+
+
+@b24.command("sandbox")
+@click.option("--port", default=5000, show_default=True, help="Port of the app on 127.0.0.1.")
+@with_appcontext
+def sandbox(port: int) -> None:
+    """Run the app against a local sandbox portal: no Bitrix24 account, tunnel or internet needed."""
+    from werkzeug.serving import run_simple
+
+    from . import devsandbox
+    from .config import load_config
+    from .factory import create_app
+
+    data_dir = _services().config.data_dir
+    client_id, client_secret = devsandbox.credentials(data_dir)
+    app_url = f"http://127.0.0.1:{port}"
+    oauth_port = devsandbox.free_port(port + 1)
+    server, portal = devsandbox.start(app_url, client_id, client_secret, oauth_port)
+    try:
+        environ = {**os.environ, "B24_ENV": "development", "B24_DATA_DIR": str(data_dir),
+                   **devsandbox.app_environ(client_id, client_secret, app_url, oauth_port)}
+        wired = create_app(load_config(environ))
+        click.echo(devsandbox.banner(app_url, server.oauth_url, portal.base_url))
+        run_simple("127.0.0.1", port, wired, threaded=True, use_reloader=False)
+    finally:
+        server.stop()
 
 
 @b24.command("call")
