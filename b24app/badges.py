@@ -162,7 +162,11 @@ class Badges:
 
     def delete(self, portal: PortalClient, code: str) -> None:
         try:
-            portal.call("crm.activity.badge.delete", {"code": code}, idempotent=True)
+            portal.call("crm.activity.badge.delete", {"code": code})
+        except UNKNOWN_OUTCOME:
+            if self._find(portal, code) is not None:
+                raise
+            log.info("badge.delete outcome resolved: it was deleted", extra={"code": code})
         except NotFound:
             raise BadgeNotFound(f"There is no badge with the code {code}.") from None
         except Conflict as exc:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, Future
 from concurrent.futures import wait as futures_wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,7 +22,7 @@ import redis
 import requests
 
 from .config import Config
-from .limiter import OperatingBudget, RateLimiter
+from .limiter import OperatingBudget, RateLimiter, RateLimitTimeout
 from .manifest import Manifest
 from .oauth import AppInfo, OAuthClient, OAuthError, OAuthUnavailable
 from .rest import PortalClient, RestResult, call_with_token
@@ -202,10 +202,12 @@ class Installations:
             raise Unverified("the portal's REST endpoint is not https")
 
     def _user_call(self, info: AppInfo, access_token: str, method: str) -> RestResult:
-        if self._limiter is not None:
-            self._limiter.acquire(info.member_id)
         try:
+            if self._limiter is not None:
+                self._limiter.acquire(info.member_id)
             return call_with_token(self._http, info.client_endpoint, access_token, method)
+        except RateLimitTimeout:
+            raise Unverified("the portal's request budget is exhausted; try again in a few seconds", 503) from None
         except B24Error as exc:
             raise Unverified(f"the portal refused {method} ({exc.code})", 403 if exc.api_status == 403 else 401) \
                 from None
@@ -393,11 +395,10 @@ class Installations:
         record = self.store.get(member_id)
         if tokens.member_id != member_id or record is None:
             raise Unverified("the authorization belongs to another portal")
-        self.store.save(Installation(**{**record.__dict__, "access_token": tokens.access_token,
-                                        "refresh_token": tokens.refresh_token, "expires_at": tokens.expires_at,
-                                        "owner_user_id": tokens.user_id or record.owner_user_id,
-                                        "client_endpoint": tokens.client_endpoint or record.client_endpoint,
-                                        "state": ACTIVE, "last_error": "", "token_issued_at": time.time()}))
+        self.store.save(replace(record, access_token=tokens.access_token, refresh_token=tokens.refresh_token,
+                                expires_at=tokens.expires_at, owner_user_id=tokens.user_id or record.owner_user_id,
+                                client_endpoint=tokens.client_endpoint or record.client_endpoint, state=ACTIVE,
+                                last_error="", token_issued_at=time.time()))
         log.info("portal re-authorized", extra={"member_id": member_id})
         return self.store.get(member_id) or record
 

@@ -20,7 +20,7 @@ import requests
 
 from .limiter import OperatingBudget, RateLimiter, RateLimitTimeout
 from .logs import request_id_var
-from .oauth import OAuthClient, OAuthError
+from .oauth import OAuthClient, OAuthError, TokenRejected
 from .rest_errors import (
     B24Error,
     OperationTimeLimit,
@@ -241,6 +241,13 @@ class PortalClient:
         endpoint = f"{target.scheme}://{target.netloc}{target.path[:marker + len('/rest/')]}"
         try:
             info = self._oauth.app_info(record.access_token or "")
+        except TokenRejected:
+            # An expired token cannot ask; a refresh answers with the portal's current endpoint instead.
+            record = self._tokens.refresh(self.member_id, record.access_token)
+            if record.client_endpoint.rstrip("/") == endpoint.rstrip("/"):
+                return record
+            raise TransportError("BAD_REDIRECT", "the OAuth server does not confirm the portal's new address",
+                                 method=method) from None
         except OAuthError as exc:
             raise TransportError("BAD_REDIRECT", f"could not confirm the portal's new address ({exc.code})",
                                  method=method) from None

@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 @bp.errorhandler(B24Error)
 def _portal_error(exc: B24Error) -> tuple[Response, int, dict[str, str]]:
     if isinstance(exc, InvalidArgument):
-        raise portal_validation_error(exc)
+        refused = portal_validation_error(exc)
+        return jsonify(refused.body()), refused.status, {}
     headers = {"Retry-After": str(int(float(exc.extra.get("retry_after", 5)) + 0.999))} \
         if exc.api_status == 503 else {}
     return jsonify(error=exc.code, error_description=exc.message), exc.api_status, headers

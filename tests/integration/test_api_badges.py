@@ -215,3 +215,35 @@ def test_import_limits(b24) -> None:
     assert too_many.json()["fields"] == {"badges": "Give at most 500 badges."}
     assert api.post("/badges/import", json={"badges": []}).status_code == 400
     assert api.post("/badges/import", json={"nope": 1}).status_code == 400
+
+
+def test_portal_side_validation_errors_become_field_errors(b24) -> None:
+    portal = b24.installed_portal()
+    api = session_for(b24, portal)
+    api.post("/badges", json=SEED)
+    b24.sandbox.faults.add(portal, "crm.activity.configurable.add", "error", error="WRONG_FIELD_VALUE",
+                           status=400, description="Wrong value of field `badgeCode`")
+    refused = api.post("/deals/2/badge", json={"code": "missedCall"})
+    assert refused.status_code == 400
+    assert refused.json()["error"] == "VALIDATION_ERROR"
+    b24.sandbox.faults.add(portal, "crm.activity.badge.add", "error", error=0, status=400,
+                           description="Language `ua` was not found")
+    language = api.post("/badges", json={**MULTI, "code": "uaBadge"})
+    assert language.status_code == 400
+    assert language.json()["fields"] == {"badge": "Language `ua` was not found"}
+
+
+@pytest.mark.parametrize("mode", ["apply_then_500", "500"])
+def test_unknown_outcome_of_badge_delete_is_resolved(b24, mode: str) -> None:
+    portal = b24.installed_portal()
+    api = session_for(b24, portal)
+    api.post("/badges", json=SEED)
+    b24.sandbox.faults.add(portal, "crm.activity.badge.delete", mode)
+    response = api.delete("/badges/missedCall")
+    if mode == "apply_then_500":
+        assert response.status_code == 204
+        assert "missedCall" not in portal.badges
+    else:
+        assert response.status_code == 503
+        assert response.json()["error"] == "INTERNAL_SERVER_ERROR"
+        assert "missedCall" in portal.badges
