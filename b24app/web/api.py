@@ -21,7 +21,7 @@ from ..idempotency import Conflict as KeyConflict
 from ..idempotency import IdempotencyStore, InProgress, Replay, Started, request_fingerprint, validate_key
 from ..installations import FrameRequest, Unverified
 from ..rest import PortalClient
-from ..rest_errors import B24Error, InvalidArgument
+from ..rest_errors import B24Error, InvalidArgument, OwnerCannotAct
 from ..sessions import InvalidSession, Session
 from ..tokens import PortalUnavailable, RefreshBusy
 from .common import installations, services, unverified_error
@@ -35,6 +35,8 @@ def _portal_error(exc: B24Error) -> tuple[Response, int, dict[str, str]]:
     if isinstance(exc, InvalidArgument):
         refused = portal_validation_error(exc)
         return jsonify(refused.body()), refused.status, {}
+    if isinstance(exc, OwnerCannotAct):
+        return jsonify(error="NEEDS_REAUTH", error_description=exc.message), 409, {}
     headers = {"Retry-After": str(int(float(exc.extra.get("retry_after", 5)) + 0.999))} \
         if exc.api_status == 503 else {}
     return jsonify(error=exc.code, error_description=exc.message), exc.api_status, headers

@@ -1,11 +1,13 @@
 """The pages the portal frames: the app page and every placement (POST /app), and the OAuth flow."""
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from flask import Blueprint, Response, redirect, request
 
 from ..installations import FrameRequest, Unverified, portal_origin_of
 from ..store import ACTIVE
-from .common import framed_page, installations, unverified_error
+from .common import framed_page, installations, services, unverified_error
 
 bp = Blueprint("frame", __name__)
 
@@ -24,7 +26,8 @@ def app_page() -> Response:
         "session_token": token, "session_ttl": ttl, "lang": frame.lang, "placement": frame.placement,
         "placement_options": frame.placement_options, "is_admin": verified.is_admin, "state": state,
         "domain": verified.info.domain, "last_error": record.last_error if record else "",
-        "reauthorize_url": f"/oauth/authorize?domain={verified.info.domain}",
+        "reauthorize_url": "/oauth/authorize?" + urlencode({"domain": verified.info.domain}),
+        "badge_prefix": services().badges.prefix,
     }
     status = 200 if state == ACTIVE else 409
     return framed_page("app.html", verified.portal_origin, status, **context)

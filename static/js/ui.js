@@ -1,0 +1,92 @@
+// Shared view pieces: badge chips, notices, the live status region, error texts, the portal-state
+// message. Everything is built with dom.h (textContent only).
+
+import { h, replace } from "./dom.js";
+import { t, lang, serverMessage } from "./i18n.js";
+import { BADGE_TYPES, displayText, displayValue } from "./rules.js";
+import { reloadPortalPage } from "./frame.js";
+
+/** A badge as the kanban card shows it: a chip coloured by type with the value in upper case. */
+export function chip(badge, language = lang()) {
+  const type = BADGE_TYPES.includes(badge.type) ? badge.type : "secondary";
+  return h("span", { class: `badge badge-${type}`, dataset: { badgeType: type } }, displayValue(badge.value, language));
+}
+
+/** Chip plus localized title, the way the kanban card lays them out. */
+export function badgeLine(badge, language = lang()) {
+  return h("span", { class: "badge-line" }, chip(badge, language), " ",
+    h("span", { class: "badge-title" }, displayText(badge.title, language)));
+}
+
+export function typeLabel(type) {
+  return BADGE_TYPES.includes(type) ? t(`type.${type}`) : String(type);
+}
+
+/**
+ * The page's polite live region for progress and success messages; errors go into role="alert"
+ * elements near where they happened.
+ */
+export function announce(text) {
+  const region = document.getElementById("live-status");
+  if (!region) return;
+  // Clear first so that the same text announced twice is read twice.
+  region.textContent = "";
+  setTimeout(() => {
+    region.textContent = text;
+  }, 30);
+}
+
+export function notice(kind, ...children) {
+  const role = kind === "error" ? "alert" : "status";
+  return h("div", { class: `notice notice-${kind}`, role }, ...children);
+}
+
+/** A user-facing sentence for an API error (a retry hint for limits, the server's text otherwise). */
+export function errorText(error) {
+  switch (error.code) {
+    case "NETWORK_ERROR":
+      return t("error.network");
+    case "ACCESS_DENIED":
+      return t("error.accessDenied");
+    case "SESSION_RENEWAL_FAILED":
+    case "INVALID_SESSION":
+    case "UNAUTHORIZED":
+      return t("error.session");
+    case "ENTITY_WITH_BADGE_EXISTS":
+      return t("error.badgeInUse");
+    case "BADGE_EXISTS":
+      return t("error.badgeExists");
+    case "NEEDS_REAUTH":
+    case "APP_UNINSTALLED":
+    case "PORTAL_UNKNOWN":
+      return t("state.lostShort");
+    default:
+      break;
+  }
+  if (error.status === 503 || error.status === 429) {
+    return error.retryAfter ? t("error.busyRetry", { seconds: error.retryAfter }) : t("error.busy");
+  }
+  const detail = serverMessage(error.description) || error.code;
+  return t("error.generic", { detail });
+}
+
+/** The portal lost the app's authorization (or never finished the setup): a clear message; admins
+ *  get a link that starts the OAuth flow in a new top-level window. */
+export function portalStateView(config, state = config.state) {
+  const box = h("section", { class: "state", "aria-labelledby": "state-title" });
+  const title = state === "unavailable" ? t("state.unavailableTitle") : t("state.lostTitle");
+  replace(box,
+    h("h2", { id: "state-title" }, title),
+    h("p", { role: "alert" }, state === "unavailable" ? t("state.unavailable") : t("state.lost", { domain: config.domain })),
+    config.lastError ? h("p", { class: "muted" }, t("state.lastError", { error: config.lastError })) : null,
+    config.isAdmin && state !== "unavailable"
+      ? [
+        h("p", {}, h("a", { class: "button button-primary", href: config.reauthorizeUrl, target: "_blank", rel: "noopener",
+          id: "reauthorize" }, t("state.reauthorize"), h("span", { class: "sr-only" }, ` (${t("common.newWindow")})`))),
+        h("p", { class: "muted" }, t("state.reauthorizeHint")),
+      ]
+      : h("p", {}, t(state === "unavailable" ? "state.askAdminSetup" : "state.askAdmin")),
+    h("p", {}, h("button", { type: "button", class: "button", id: "state-reload", onclick: () => reloadPortalPage() },
+      t("state.reload"))));
+  return box;
+}
