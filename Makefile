@@ -34,3 +34,10 @@ $(JSSDK): static/package.json static/package-lock.json
 
 clean:
 	rm -rf $(VENV) static/node_modules static/vendor
+
+# Benchmarks of issue #7 (docs/PERFORMANCE.md): the app under gunicorn against the sandbox on 127.0.0.1.
+# The benchmark owns BENCH_REDIS_URL's database (flushed before and after). Results: bench/results/<time>/.
+BENCH_REDIS_URL ?= redis://127.0.0.1:6379/14
+bench: setup
+	@command -v wrk >/dev/null || echo "wrk not found (apt-get install wrk): reads use the Python load generator"
+	$(BIN)/python bench/run_all.py --redis-url $(BENCH_REDIS_URL) $(BENCH_ARGS)

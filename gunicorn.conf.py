@@ -7,19 +7,33 @@ sandbox portal beside the app and points the app at it (`b24app.devsandbox`).
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
-from b24app.config import REPO_ROOT, ConfigError, default_env, load_config
-from b24app.devsandbox import app_environ, banner, credentials, free_port
-from b24app.embedded_redis import EmbeddedRedisError, ensure_embedded
-from b24app.logs import gunicorn_logconfig
-from b24app.manifest import load_manifest
+# Prometheus multiprocess mode (b24app/metrics.py): the directory must be in the environment before
+# anything imports prometheus-client, i.e. before the b24app imports below. The master makes it (a
+# private temporary one unless PROMETHEUS_MULTIPROC_DIR names one), cleans it at start, and tells it
+# each dead worker; /metrics in any worker then sums the samples of all of them.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="b24-metrics-")
+    os.environ["_B24_METRICS_DIR_TEMPORARY"] = "1"
+_metrics_dir = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+_metrics_dir.mkdir(parents=True, exist_ok=True)
+
+from b24app.config import REPO_ROOT, ConfigError, default_env, load_config  # noqa: E402
+from b24app.devsandbox import app_environ, banner, credentials, free_port  # noqa: E402
+from b24app.embedded_redis import EmbeddedRedisError, ensure_embedded  # noqa: E402
+from b24app.logs import gunicorn_logconfig  # noqa: E402
+from b24app.manifest import load_manifest  # noqa: E402
 
 
 def _fail(message: str) -> None:
     print(f"configuration error: {message}", file=sys.stderr, flush=True)
+    if os.environ.get("_B24_METRICS_DIR_TEMPORARY") == "1":
+        shutil.rmtree(_metrics_dir, ignore_errors=True)
     sys.exit(2)
 
 
@@ -57,6 +71,8 @@ _sandbox_info: dict = {}
 
 def on_starting(server):
     global _embedded, _sandbox
+    for stale in _metrics_dir.glob("*.db"):  # samples of an earlier run of this directory
+        stale.unlink(missing_ok=True)
     try:
         _embedded = ensure_embedded(_config.data_dir)
     except EmbeddedRedisError as exc:
@@ -80,7 +96,15 @@ def when_ready(server):
         print(banner(_config.app_url, _sandbox_info["oauth_url"], _sandbox_info["portal_url"]), flush=True)
 
 
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid, str(_metrics_dir))
+
+
 def on_exit(server):
+    if os.environ.get("_B24_METRICS_DIR_TEMPORARY") == "1":
+        shutil.rmtree(_metrics_dir, ignore_errors=True)
     if _sandbox is not None and _sandbox.poll() is None:
         _sandbox.terminate()
         try:

@@ -9,16 +9,18 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import redis
 
+from . import metrics
 from .badge_rules import BadgeInput, BadgeValidationError, display_text, validate_badge
 from .errors import AppError
 from .rest import PortalClient
 from .rest_errors import B24Error, Conflict, InvalidArgument, NotFound, PortalServerError, TransportError
+from .store import ACTIVE, RedisInstallationStore
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +29,14 @@ DEAL_OWNER_TYPE = 2
 MAX_IMPORT = 500
 UNKNOWN_OUTCOME = (PortalServerError, TransportError)
 
+# A hit is served only while the portal's record (KEYS[2]) is active with tokens, so an uninstalled or
+# dead portal never answers from the cache; both keys share the portal's hash tag.
 _CACHE_READ = """
 local data = redis.call('HGET', KEYS[1], 'data')
 local gen = redis.call('HGET', KEYS[1], 'gen') or '0'
+if redis.call('HGET', KEYS[2], 'state') ~= ARGV[1] or redis.call('HEXISTS', KEYS[2], 'tokens') == 0 then
+  data = false
+end
 return {data or false, gen}
 """
 # Store a listing only if no write happened since it was requested (the generation is unchanged).
@@ -96,15 +103,20 @@ class Badges:
 
     # -- reads ---------------------------------------------------------------------------------
 
-    def list(self, portal: PortalClient) -> tuple[list[dict[str, Any]], bool]:
-        """All badges of the portal and whether they came from the cache."""
-        key = self.cache_key(portal.member_id)
-        data, generation = self._read(keys=[key])
+    def listing(self, member_id: str, portal: Callable[[], PortalClient]) -> tuple[bytes, bool]:
+        """All badges of the portal as a JSON array, and whether it came from the cache.
+
+        A hit costs one Redis round-trip (which also checks that the portal is still active) and no
+        decoding; `portal` is called only on a miss, so the token record is read only when needed.
+        """
+        key = self.cache_key(member_id)
+        data, generation = self._read(keys=[key, RedisInstallationStore.key(member_id)], args=[ACTIVE])
+        metrics.badge_cache(hit=bool(data))
         if data:
-            return json.loads(data), True
-        badges = self._fetch_all(portal)
-        self._fill(keys=[key], args=[generation, json.dumps(badges, ensure_ascii=False), self._ttl])
-        return badges, False
+            return data, True
+        encoded = json.dumps(self._fetch_all(portal()), ensure_ascii=False, separators=(",", ":")).encode()
+        self._fill(keys=[key], args=[generation, encoded, self._ttl])
+        return encoded, False
 
     @staticmethod
     def _fetch_all(portal: PortalClient) -> list[dict[str, Any]]:

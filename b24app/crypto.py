@@ -25,15 +25,19 @@ class TokenCipher:
         return self._all.encrypt(plaintext.encode()).decode()
 
     def decrypt(self, ciphertext: str) -> str:
+        return self.open(ciphertext)[0]
+
+    def open(self, ciphertext: str) -> tuple[str, bool]:
+        """The plaintext, and whether the primary key wrote it (False: rewrite it under the primary key).
+
+        The primary key is tried first, so the common case costs one decryption for both answers.
+        """
+        raw = ciphertext.encode()
         try:
-            return self._all.decrypt(ciphertext.encode()).decode()
+            return self._primary.decrypt(raw).decode(), True
+        except InvalidToken:
+            pass
+        try:
+            return self._all.decrypt(raw).decode(), False
         except InvalidToken:
             raise TokenDecryptError("no configured B24_TOKEN_KEYS key decrypts this value") from None
-
-    def is_current(self, ciphertext: str) -> bool:
-        """True when the primary key wrote this value, i.e. no rewrite is needed."""
-        try:
-            self._primary.decrypt(ciphertext.encode())
-        except InvalidToken:
-            return False
-        return True

@@ -7,7 +7,7 @@ import uuid
 
 from flask import Flask, Response, request
 
-from . import cli
+from . import cli, metrics
 from .config import REPO_ROOT, Config, load_config
 from .embedded_redis import ensure_embedded
 from .errors import register_error_handlers
@@ -46,6 +46,7 @@ def create_app(config: Config | None = None, *, configure_logs: bool = True) -> 
     app.extensions["b24"] = build_services(config, connect(redis_url))
 
     _register_request_hooks(app)
+    metrics.init_app(app)
     register_error_handlers(app)
     register_blueprints(app)
     app.cli.add_command(cli.b24)

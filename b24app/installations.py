@@ -140,7 +140,7 @@ class Installations:
                  tokens: TokenManager, http: requests.Session, redis_client: redis.Redis,
                  limiter: RateLimiter | None, budget: OperatingBudget | None, sessions: SessionSigner,
                  states: StateSigner, background: Executor,
-                 observer: Callable[[str, str], None] | None = None) -> None:
+                 observer: Callable[[str, str, float], None] | None = None) -> None:
         self.config = config
         self.manifest = manifest
         self.store = store
@@ -160,10 +160,10 @@ class Installations:
 
     def portal(self, member_id: str) -> PortalClient:
         """The REST client of one portal: `installations.portal(member_id).call("crm.activity.badge.list")`."""
-        self.tokens.require(member_id)
+        record = self.tokens.require(member_id)
         return PortalClient(member_id, store=self.store, tokens=self.tokens, oauth=self.oauth, http=self._http,
                             limiter=self._limiter, budget=self._budget, allow_http=self.config.allow_http,
-                            observer=self._observer)
+                            observer=self._observer, record=record)
 
     get = portal
 

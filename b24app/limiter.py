@@ -11,30 +11,68 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import redis
 
-# GCRA with reservations. TAT ("theoretical arrival time", µs) is when the bucket would be empty again;
-# the bucket level at `now` is (TAT - now) / interval. A request of `cost` fits if the level after
-# adding it stays <= capacity; otherwise the caller gets the first future instant when it will fit,
-# and that slot is reserved at once (TAT advances), so concurrent waiters get distinct, ordered slots.
-_ACQUIRE_LUA = """
+# One script decides both limits before a call, in one round-trip.
+# 1. The method's operating-time pause (KEYS[1], see OperatingBudget): parked until `<m>:until`, or, with
+#    used = `<m>:op` above the threshold s and R seconds until `<m>:reset`, R * f^2 where
+#    f = min(1, (used - s) / (limit - s)). A pause reserves nothing: the caller sleeps it and asks again.
+# 2. GCRA with reservations (KEYS[2], optional). TAT ("theoretical arrival time", µs) is when the bucket
+#    would be empty again; the level at `now` is (TAT - now) / interval. A request of `cost` fits if the
+#    level after adding it stays <= capacity; otherwise the caller gets the first future instant when it
+#    will fit, and that slot is reserved at once (TAT advances), so concurrent waiters get distinct,
+#    ordered slots.
+# Returns {outcome, µs, tracked}: outcome 0 = paused for µs, 1 = slot reserved µs from now, 2 = no slot
+# within max_wait; tracked = 1 when a report of `used` >= ARGV[4] is stored (so a lower one must replace it).
+_ADMIT_LUA = """
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local interval = tonumber(ARGV[1])
-local capacity = tonumber(ARGV[2])
-local cost = tonumber(ARGV[3])
-local max_wait = tonumber(ARGV[4])
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tat < now then tat = now end
+local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local now = now_us / 1000000
+local m = ARGV[1]
+local threshold, limit = tonumber(ARGV[2]), tonumber(ARGV[3])
+local v = redis.call('HMGET', KEYS[1], m .. ':op', m .. ':reset', m .. ':until')
+local used, reset, parked = tonumber(v[1]), tonumber(v[2]), tonumber(v[3])
+local tracked = 0
+if used and used >= tonumber(ARGV[4]) then tracked = 1 end
+local pause = 0
+if parked and parked > now then pause = parked - now end
+if used and reset and reset > now and used > threshold then
+  local f = math.min(1, (used - threshold) / (limit - threshold))
+  pause = math.max(pause, (reset - now) * f * f)
+end
+if pause > 0 or #KEYS < 2 then return {0, math.ceil(pause * 1000000), tracked} end
+local interval = tonumber(ARGV[5])
+local capacity = tonumber(ARGV[6])
+local cost = tonumber(ARGV[7])
+local max_wait = tonumber(ARGV[8])
+local tat = tonumber(redis.call('GET', KEYS[2]) or '0')
+if tat < now_us then tat = now_us end
 local new_tat = tat + cost * interval
-local delay = new_tat - capacity * interval - now
+local delay = new_tat - capacity * interval - now_us
 if delay < 0 then delay = 0 end
-if delay > max_wait then return {0, math.ceil(delay)} end
+if delay > max_wait then return {2, math.ceil(delay), tracked} end
 new_tat = math.ceil(new_tat)
-redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1000)
-return {1, math.ceil(delay)}
+redis.call('SET', KEYS[2], string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now_us) / 1000) + 1000)
+return {1, math.ceil(delay), tracked}
 """
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What the limits decided before one portal call.
+
+    `waited`: seconds slept for a rate-limit slot (the call may go now). `paused`: seconds the method must
+    wait for its operating-time budget first (nothing reserved; sleep, then ask again without the
+    budget). `tracked`: a significant operating-time report is stored for the method, so the call's own
+    report must be recorded even when it is small (it replaces the stale one).
+    """
+
+    waited: float = 0.0
+    paused: float = 0.0
+    tracked: bool = False
+
 
 # Fields of the per-portal hash: "<method>:op", "<method>:reset", "<method>:until" (unix seconds).
 _RECORD_LUA = """
@@ -99,7 +137,7 @@ class RateLimiter:
         self.max_wait = max_wait
         self.key_prefix = key_prefix
         self._sleep = sleep
-        self._script = redis.register_script(_ACQUIRE_LUA)
+        self._script = redis.register_script(_ADMIT_LUA)
 
     @staticmethod
     def capacity(burst: int) -> int:
@@ -124,23 +162,44 @@ class RateLimiter:
         Raises RateLimitTimeout, reserving nothing, when the wait would exceed `max_wait`.
         One Redis round-trip; after a reservation the caller just sleeps, it never polls again.
         """
+        return self.admit(member_id, cost, rate=rate, max_wait=max_wait).waited
+
+    def admit(
+        self,
+        member_id: str,
+        cost: int = 1,
+        *,
+        rate: tuple[float, int] | None = None,
+        max_wait: float | None = None,
+        budget: OperatingBudget | None = None,
+        method: str = "",
+    ) -> Admission:
+        """`acquire`, checking first, in the same round-trip, `method`'s operating-time budget.
+
+        A paused method comes back as `Admission(paused=...)` with no slot reserved.
+        """
         rps, burst = rate if rate is not None else self.rate
         self._check_rate(rps, burst)
         capacity = self.capacity(burst)
         if not 1 <= cost <= capacity:
             raise ValueError(f"cost must be between 1 and {capacity} for a burst of {burst}, got {cost}")
         limit = self.max_wait if max_wait is None else max_wait
-        interval_us = 1_000_000.0 / rps
-        admitted, delay_us = self._script(
-            keys=[self.key(member_id)],
-            args=[repr(interval_us), capacity, cost, int(limit * 1_000_000)],
+        if budget is not None:
+            operating_key, operating_args = budget.key(member_id), budget.script_args(method)
+        else:  # a hash field no one writes: never paused, never tracked
+            operating_key, operating_args = f"{self.key_prefix}{{{member_id}}}:none", ["", "0", "1", "1e300"]
+        outcome, micros, tracked = self._script(
+            keys=[operating_key, self.key(member_id)],
+            args=[*operating_args, repr(1_000_000.0 / rps), capacity, cost, int(limit * 1_000_000)],
         )
-        delay = int(delay_us) / 1_000_000
-        if not int(admitted):
-            raise RateLimitTimeout(delay, member_id)
-        if delay > 0:
-            self._sleep(delay)
-        return delay
+        seconds = int(micros) / 1_000_000
+        if int(outcome) == 0:
+            return Admission(paused=seconds, tracked=bool(int(tracked)))
+        if int(outcome) == 2:
+            raise RateLimitTimeout(seconds, member_id)
+        if seconds > 0:
+            self._sleep(seconds)
+        return Admission(waited=seconds, tracked=bool(int(tracked)))
 
     @staticmethod
     def _check_rate(rps: float, burst: int) -> None:
@@ -179,6 +238,16 @@ class OperatingBudget:
         self._ttl = math.ceil(window)
         self._record = redis.register_script(_RECORD_LUA)
         self._blocked = redis.register_script(_BLOCKED_LUA)
+        self._check = redis.register_script(_ADMIT_LUA)
+
+    @property
+    def record_floor(self) -> float:
+        """Reports below this (half the slow-down threshold) can never cause a pause, so a call need not
+        store one unless it replaces a stored report at or above it (`Admission.tracked`)."""
+        return self.slow_from * self.limit / 2
+
+    def script_args(self, method: str) -> list[str]:
+        return [method, repr(self.slow_from * self.limit), repr(self.limit), repr(self.record_floor)]
 
     def key(self, member_id: str) -> str:
         """Redis key of a portal's hash (one field set per method); braces are the Cluster hash tag."""
@@ -218,16 +287,11 @@ class OperatingBudget:
         whole R at the limit, so the call rate, and with it the growth of `operating`, falls towards zero
         as the budget runs out: under steady load the method approaches the limit instead of crossing it.
         A report whose reset time has passed is stale (the window moved on) and gives no delay.
+        `RateLimiter.admit` makes the same decision together with the rate-limit slot.
         """
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.time()
-        pipe.hmget(self.key(member_id), [f"{method}:op", f"{method}:reset", f"{method}:until"])
-        (sec, usec), (op, reset, until) = pipe.execute()
-        now = sec + usec / 1_000_000
-        wait = max(0.0, float(until) - now) if until is not None else 0.0
-        if op is not None and reset is not None and float(reset) > now:
-            used, threshold = float(op), self.slow_from * self.limit
-            if used > threshold:
-                f = min(1.0, (used - threshold) / (self.limit - threshold))
-                wait = max(wait, (float(reset) - now) * f * f)
-        return wait
+        return self.check(member_id, method).paused
+
+    def check(self, member_id: str, method: str) -> Admission:
+        """`delay` as an Admission (`paused`, `tracked`), for callers without a rate limiter."""
+        _outcome, micros, tracked = self._check(keys=[self.key(member_id)], args=self.script_args(method))
+        return Admission(paused=int(micros) / 1_000_000, tracked=bool(int(tracked)))

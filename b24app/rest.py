@@ -18,7 +18,8 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
-from .limiter import OperatingBudget, RateLimiter, RateLimitTimeout
+from . import metrics
+from .limiter import Admission, OperatingBudget, RateLimiter, RateLimitTimeout
 from .logs import request_id_var
 from .oauth import OAuthClient, OAuthError, TokenRejected
 from .rest_errors import (
@@ -31,7 +32,7 @@ from .rest_errors import (
     make_error,
 )
 from .store import NEEDS_REAUTH, Installation, InstallationStore
-from .tokens import TokenManager
+from .tokens import EXPIRY_LEEWAY, TokenManager
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +89,12 @@ class PortalClient:
                  http: requests.Session, limiter: RateLimiter | None = None, budget: OperatingBudget | None = None,
                  allow_http: bool = False, timeout: tuple[float, float] = DEFAULT_TIMEOUT,
                  retry: RetryPolicy | None = None, sleep: Callable[[float], None] = time.sleep,
-                 observer: Callable[[str, str], None] | None = None) -> None:
+                 observer: Callable[[str, str, float], None] | None = None,
+                 record: Installation | None = None) -> None:
         self.member_id = member_id
+        # The record the caller just read (Installations.portal checks the portal first): the first call
+        # uses it instead of reading and decrypting it again; later calls always re-read.
+        self._prefetched = record if record is not None and record.member_id == member_id else None
         self._store = store
         self._tokens = tokens
         self._oauth = oauth
@@ -100,7 +105,8 @@ class PortalClient:
         self._timeout = timeout
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
-        self._observe = observer or (lambda _method, _outcome: None)
+        # observer(method, outcome, seconds): `ok` or the error code, after each logical call (metrics).
+        self._observe = observer or (lambda _method, _outcome, _seconds: None)
 
     @property
     def installation(self) -> Installation:
@@ -109,12 +115,13 @@ class PortalClient:
     def call(self, method: str, params: Mapping[str, Any] | None = None, *,
              idempotent: bool | None = None) -> RestResult:
         """Call `method`; raises a `B24Error` subclass (see rest_errors) or `PortalUnavailable`."""
+        started = time.perf_counter()
         try:
             body = self._request(method, dict(params or {}), is_read(method) if idempotent is None else idempotent)
         except B24Error as exc:
-            self._observe(method, exc.code)
+            self._observe(method, exc.code, time.perf_counter() - started)
             raise
-        self._observe(method, "ok")
+        self._observe(method, "ok", time.perf_counter() - started)
         return RestResult(result=body.get("result"), time=body.get("time") or {}, next=body.get("next"),
                           total=body.get("total"))
 
@@ -147,8 +154,9 @@ class PortalClient:
             result.update(_as_dict(answer.get("result")))
             total.update(_as_dict(answer.get("result_total")))
             next_.update(_as_dict(answer.get("result_next")))
-            for key, timing in _as_dict(answer.get("result_time")).items():
-                self._record_operating(methods.get(key, ""), timing)
+            latest = {methods.get(key, ""): timing for key, timing in _as_dict(answer.get("result_time")).items()}
+            for sub_method, timing in latest.items():  # `operating` is cumulative: the last report per method
+                self._record_operating(sub_method, timing)
             for key, body in _as_dict(answer.get("result_error")).items():
                 body = body if isinstance(body, dict) else {"error": str(body)}
                 errors[key] = make_error(body, 400, methods.get(key, ""))
@@ -158,14 +166,21 @@ class PortalClient:
 
     # -- one logical call ---------------------------------------------------------------------
 
+    def _usable_record(self) -> Installation:
+        record, self._prefetched = self._prefetched, None
+        if record is not None and record.has_tokens and not record.token_expired(leeway=EXPIRY_LEEWAY):
+            return record
+        return self._tokens.usable(self.member_id)
+
     def _request(self, method: str, params: dict[str, Any], read: bool) -> dict[str, Any]:
-        record = self._tokens.usable(self.member_id)
+        record = self._usable_record()
         refreshed = moved = False
         attempt = 0
         waited = 0.0
         while True:
             attempt += 1
-            waited += self._wait_for_capacity(method, self._retry.max_wait - waited)
+            admission = self._wait_for_capacity(method, self._retry.max_wait - waited)
+            waited += admission.waited
             outcome = _send(self._http, record.client_endpoint, method, record.access_token or "", params,
                             self._timeout)
             if isinstance(outcome, requests.Response) and outcome.is_redirect and not moved:
@@ -175,7 +190,7 @@ class PortalClient:
                 continue
             body = _parse(outcome, method)
             if not isinstance(body, B24Error):
-                self._record_operating(method, body.get("time"))
+                self._record_operating(method, body.get("time"), tracked=admission.tracked)
                 return body
             error = body
             if error.policy is Policy.REFRESH and not refreshed:
@@ -207,29 +222,44 @@ class PortalClient:
             return self._retry.backoff(attempt)
         return None
 
-    def _wait_for_capacity(self, method: str, budget_left: float) -> float:
-        waited = 0.0
-        if self._budget is not None:
-            delay = self._budget.delay(self.member_id, method)
-            if delay > budget_left:
-                raise OperationTimeLimit("OPERATION_TIME_LIMIT", f"{method} is paused for {delay:.0f} s",
-                                         method=method, extra={"retry_after": delay})
-            if delay > 0:
-                self._sleep(delay)
-                waited += delay
-        if self._limiter is not None:
+    def _wait_for_capacity(self, method: str, budget_left: float) -> Admission:
+        """Sleep out the method's operating-time pause (at most once), then take a rate-limit slot."""
+        budget = self._budget
+        paused = 0.0
+        tracked = False
+        while True:
             try:
-                waited += self._limiter.acquire(self.member_id, max_wait=max(0.0, budget_left - waited))
+                if self._limiter is not None:
+                    admission = self._limiter.admit(self.member_id, max_wait=max(0.0, budget_left - paused),
+                                                    budget=budget, method=method)
+                elif budget is not None:
+                    admission = budget.check(self.member_id, method)
+                else:
+                    admission = Admission()
             except RateLimitTimeout as exc:
                 raise QueryLimitExceeded("QUERY_LIMIT_EXCEEDED", "Too many requests", method=method,
                                          extra={"retry_after": exc.retry_after}) from None
-        return waited
+            tracked = tracked or admission.tracked
+            if not admission.paused or budget is None:
+                return Admission(waited=paused + admission.waited, tracked=tracked)
+            if admission.paused > budget_left - paused:
+                raise OperationTimeLimit("OPERATION_TIME_LIMIT", f"{method} is paused for {admission.paused:.0f} s",
+                                         method=method, extra={"retry_after": admission.paused})
+            self._sleep(admission.paused)
+            paused += admission.paused
+            metrics.limiter_wait("operating", admission.paused)
+            budget = None
 
-    def _record_operating(self, method: str, timing: Any) -> None:
+    def _record_operating(self, method: str, timing: Any, *, tracked: bool = True) -> None:
+        """Store the response's operating time when it matters: it could slow the method down, or it
+        replaces a stored report that could (`tracked`); small reports alone change no decision."""
         if self._budget is None or not method or not isinstance(timing, dict) or "operating" not in timing:
             return
         with contextlib.suppress(TypeError, ValueError):
-            self._budget.record(self.member_id, method, float(timing["operating"]),
+            operating = float(timing["operating"])
+            if not tracked and operating < self._budget.record_floor:
+                return
+            self._budget.record(self.member_id, method, operating,
                                 float(timing["operating_reset_at"]) if timing.get("operating_reset_at") else None)
 
     def _follow_rename(self, record: Installation, location: str, method: str) -> Installation:

@@ -12,12 +12,13 @@ import redis
 import requests
 from requests.adapters import HTTPAdapter
 
+from . import metrics
 from .badges import Badges
 from .config import Config
 from .crypto import TokenCipher
 from .idempotency import IdempotencyStore
 from .installations import Installations
-from .limiter import OperatingBudget, RateLimiter
+from .limiter import OperatingBudget
 from .manifest import Manifest, load_manifest
 from .oauth import OAuthClient
 from .sessions import SessionSigner, StateSigner
@@ -56,7 +57,8 @@ def build_services(config: Config, client: redis.Redis) -> Services:
         installations = Installations(
             config=config, manifest=manifest, store=store, oauth=oauth,
             tokens=TokenManager(store, oauth, client), http=http, redis_client=client,
-            limiter=RateLimiter(client, config.rate_rps, config.rate_burst), budget=OperatingBudget(client),
+            limiter=metrics.MeteredRateLimiter(client, config.rate_rps, config.rate_burst),
+            budget=OperatingBudget(client), observer=metrics.observe_portal_call,
             sessions=SessionSigner(config.secret_key, audience=config.client_id),
             states=StateSigner(config.secret_key, client),
             background=ThreadPoolExecutor(max_workers=2, thread_name_prefix="b24-background"))

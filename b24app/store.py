@@ -61,6 +61,7 @@ class Installation:
 _PLAIN = ("domain", "client_endpoint", "state", "status", "scope", "app_version", "owner_user_id", "expires_at",
           "installed_at", "updated_at", "token_issued_at", "last_error")
 _SETTABLE = frozenset({*_PLAIN, "application_token"}) - {"installed_at"}
+_FIELD_TYPES = {f.name: f.type for f in fields(Installation)}
 
 
 def refresh_digest(refresh_token: str | None) -> str:
@@ -313,34 +314,32 @@ class RedisInstallationStore:
         return self._cipher.encrypt(json.dumps({"a": access_token, "r": refresh_token}, separators=(",", ":")))
 
     def _decode(self, member_id: str, data: dict[str, str]) -> Installation:
-        access = refresh = application_token = None
+        access = refresh = None
         if data.get("tokens"):
-            pair = json.loads(self._cipher.decrypt(data["tokens"]))
+            pair = json.loads(self._open(member_id, "tokens", data["tokens"]))
             access, refresh = pair.get("a"), pair.get("r")
-            self._rotate_if_needed(member_id, "tokens", data["tokens"])
-        if data.get("app_token"):
-            application_token = self._cipher.decrypt(data["app_token"])
-            self._rotate_if_needed(member_id, "app_token", data["app_token"])
-        types = {f.name: f.type for f in fields(Installation)}
+        application_token = self._open(member_id, "app_token", data["app_token"]) if data.get("app_token") else None
         values: dict[str, Any] = {}
         for name in _PLAIN:
             raw = data.get(name, "")
-            if types[name] == "float":
+            kind = _FIELD_TYPES[name]
+            if kind == "float":
                 values[name] = float(raw or 0)
-            elif types[name] == "int":
+            elif kind == "int":
                 values[name] = int(raw or 0)
-            elif types[name] == "int | None":
+            elif kind == "int | None":
                 values[name] = int(raw) if raw else None
             else:
                 values[name] = raw
         return Installation(member_id=member_id, access_token=access, refresh_token=refresh,
                             application_token=application_token, **values)
 
-    def _rotate_if_needed(self, member_id: str, name: str, ciphertext: str) -> None:
-        """Rewrite a value written under an older key, unless someone changed it meanwhile."""
-        if not self._cipher.is_current(ciphertext):
-            rewrapped = self._cipher.encrypt(self._cipher.decrypt(ciphertext))
-            self._rewrap(keys=[self.key(member_id)], args=[name, ciphertext, rewrapped])
+    def _open(self, member_id: str, name: str, ciphertext: str) -> str:
+        """Decrypt a field; one written under an older key is rewritten, unless someone changed it meanwhile."""
+        plaintext, current = self._cipher.open(ciphertext)
+        if not current:
+            self._rewrap(keys=[self.key(member_id)], args=[name, ciphertext, self._cipher.encrypt(plaintext)])
+        return plaintext
 
 
 def _plain(value: Any) -> str:

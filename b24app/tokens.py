@@ -15,7 +15,8 @@ from urllib.parse import urlsplit
 import redis
 from redis.exceptions import LockError
 
-from .oauth import InvalidGrant, OAuthClient
+from . import metrics
+from .oauth import InvalidGrant, OAuthClient, OAuthError
 from .store import ACTIVE, NEEDS_REAUTH, UNINSTALLED, Installation, InstallationStore
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,7 @@ class TokenManager:
         try:
             tokens = self._oauth.refresh(record.refresh_token or "")
         except InvalidGrant as exc:
+            metrics.token_refresh(ok=False)
             again = self._store.get(member_id)
             if again is not None and again.refresh_token != record.refresh_token and again.has_tokens:
                 return again
@@ -103,6 +105,10 @@ class TokenManager:
             self._store.update(member_id, state=NEEDS_REAUTH, last_error=f"invalid_grant: {exc.description}"[:300])
             log.warning("refresh rejected, portal needs re-authorization", extra={"member_id": member_id})
             raise PortalUnavailable(member_id, NEEDS_REAUTH, message) from None
+        except OAuthError:
+            metrics.token_refresh(ok=False)
+            raise
+        metrics.token_refresh(ok=tokens.member_id == member_id)
         if tokens.member_id != member_id:
             log.error("refresh answered for another portal; not saved", extra={"member_id": member_id})
             raise PortalUnavailable(member_id, record.state, "The OAuth server answered for another portal.")

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
+
+from tests.support import chromium
 
 TEST_REDIS_URL = os.environ.get("B24_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
@@ -73,3 +76,14 @@ def b24(_stack_session, redis_client: redis.Redis):
     """The app (real HTTP server thread) wired to a running sandbox; Redis is flushed for each test."""
     yield _stack_session
     _stack_session.services.installations.wait_background()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """One headless Chromium for the whole run: Playwright's sync API allows one instance per thread."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        instance = pw.chromium.launch(executable_path=str(chromium.CHROMIUM), args=chromium.ARGS, headless=True)
+        yield instance
+        instance.close()

@@ -346,3 +346,42 @@ def test_operating_delay_is_one_round_trip(redis_url):
 def test_operating_budget_refuses_bad_settings(redis_client, kwargs):
     with pytest.raises(ValueError, match="slow_from"):
         OperatingBudget(redis_client, **kwargs)
+
+
+# ---------------------------------------------------------------- both limits in one round-trip
+
+
+def test_admit_decides_pause_and_slot_in_one_round_trip(redis_url):
+    pool = redis.ConnectionPool.from_url(redis_url, connection_class=CountingConnection)
+    client = redis.Redis(connection_pool=pool)
+    try:
+        limiter = RateLimiter(client, 2, 5, sleep=FakeSleep())
+        budget = OperatingBudget(client)
+        budget.record("rt", "crm.deal.list", 450, redis_now(client) + 30)
+        CountingConnection.sends = 0
+        paused = limiter.admit("rt", budget=budget, method="crm.deal.list")
+        assert CountingConnection.sends == 1
+        assert paused.paused == pytest.approx(30 * 0.6875**2, abs=TOL) and paused.waited == 0.0
+        assert paused.tracked
+        assert not client.exists("b24:rate:{rt}"), "a paused call reserves no slot"
+        CountingConnection.sends = 0
+        other = limiter.admit("rt", budget=budget, method="crm.deal.get")
+        assert CountingConnection.sends == 1
+        assert (other.paused, other.waited, other.tracked) == (0.0, 0.0, False)
+        assert client.exists("b24:rate:{rt}")
+    finally:
+        client.delete("b24:rate:{rt}", "b24:op:{rt}")
+        client.close()
+
+
+def test_tracked_means_a_report_at_or_above_the_record_floor(redis_client):
+    limiter = RateLimiter(redis_client, 100, 100)
+    budget = OperatingBudget(redis_client)
+    assert budget.record_floor == 192.0
+    reset = redis_now(redis_client) + 30
+    budget.record("m1", "a.small", 191.9, reset)
+    budget.record("m1", "b.large", 192.0, reset)
+    assert not limiter.admit("m1", budget=budget, method="a.small").tracked
+    assert limiter.admit("m1", budget=budget, method="b.large").tracked
+    assert budget.check("m1", "b.large").tracked
+    assert limiter.admit("m1", method="b.large").tracked is False, "without a budget nothing is tracked"

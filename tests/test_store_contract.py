@@ -113,7 +113,7 @@ def test_concurrent_swaps_let_exactly_one_win(store: InstallationStore) -> None:
 
     def attempt(i: int) -> None:
         barrier.wait()
-        if store.swap_tokens("m1", "refresh-1", f"access-{i}", f"refresh-{i}", 3.0):
+        if store.swap_tokens("m1", "refresh-1", f"access-{i}", f"refresh-new-{i}", 3.0):
             wins.append(i)
 
     threads = [threading.Thread(target=attempt, args=(i,)) for i in range(16)]
@@ -122,7 +122,7 @@ def test_concurrent_swaps_let_exactly_one_win(store: InstallationStore) -> None:
     for t in threads:
         t.join()
     assert len(wins) == 1
-    assert store.get("m1").refresh_token == f"refresh-{wins[0]}"
+    assert store.get("m1").refresh_token == f"refresh-new-{wins[0]}"
 
 
 def test_clear_tokens_keeps_the_record_without_secrets(store: InstallationStore) -> None:

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from flask import Flask
 
-from . import api, events, frame, health, install
+from . import api, events, frame, health, install, metrics
 
 
 def register_blueprints(app: Flask) -> None:
-    for module in (health, install, events, frame, api):
+    for module in (health, install, events, frame, api, metrics):
         app.register_blueprint(module.bp)

@@ -14,6 +14,7 @@ from typing import Any
 import redis
 from flask import Blueprint, Response, jsonify, request
 
+from .. import openapi
 from ..badge_rules import BadgeValidationError, validate_code
 from ..badges import Badges, portal_validation_error, validation_error
 from ..errors import AppError
@@ -181,8 +182,8 @@ def session() -> Response:
 @bp.get("/badges")
 @session_required()
 def list_badges(session: Session) -> Response:
-    badges, cached = _badges().list(_portal(session))
-    response = jsonify(badges=badges)
+    listing, cached = _badges().listing(session.member_id, lambda: _portal(session))
+    response = Response(b'{"badges":' + listing + b"}", mimetype="application/json")
     response.headers["X-Cache"] = "hit" if cached else "miss"
     return response
 
@@ -246,3 +247,9 @@ def get_deal_badge(session: Session, raw_deal_id: str) -> Response:
 def clear_deal_badge(session: Session, raw_deal_id: str) -> tuple[str, int]:
     _badges().clear_on_deal(_portal(session), _deal_id(raw_deal_id))
     return "", 204
+
+
+@bp.get("/openapi.json")
+def openapi_description() -> Response:
+    """The OpenAPI 3.1 description of this API (b24app/openapi.py); public, like the API's shape."""
+    return jsonify(openapi.document())

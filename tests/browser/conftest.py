@@ -16,12 +16,11 @@ from typing import Any
 
 import pytest
 
+from tests.support.chromium import CHROMIUM
+
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
 BUNDLE = ROOT / "static" / "vendor" / "b24jssdk.min.js"
 ARTIFACTS = ROOT / "tests" / "artifacts"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--no-first-run", "--disable-sync"]
 TIMEOUT_MS = 15000
 
 
@@ -34,16 +33,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 item.add_marker(pytest.mark.skip(reason="Debian's Chromium is not installed at /usr/bin/chromium"))
             elif not BUNDLE.exists():
                 item.add_marker(pytest.mark.skip(reason="static/vendor/b24jssdk.min.js is missing (run `make setup`)"))
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        instance = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
-        yield instance
-        instance.close()
 
 
 @dataclass

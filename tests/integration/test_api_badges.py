@@ -117,6 +117,24 @@ def test_badge_list_is_served_from_the_cache_until_a_write(b24) -> None:
     assert _count(b24, portal, "crm.activity.badge.list") == 2
 
 
+def test_a_cached_list_is_never_served_for_a_portal_that_cannot_use_the_app(b24) -> None:
+    """The cache-hit path checks the portal's record in the same Redis call: uninstalled → 410, dead → 409."""
+    reauth, gone = b24.installed_portal(), b24.installed_portal()
+    apis = {portal.member_id: session_for(b24, portal) for portal in (reauth, gone)}
+    for portal in (reauth, gone):
+        api = apis[portal.member_id]
+        api.post("/badges", json=SEED)
+        assert api.get("/badges").headers["X-Cache"] == "miss"
+        assert api.get("/badges").headers["X-Cache"] == "hit"
+    b24.services.installations.store.update(reauth.member_id, state="needs-reauth")
+    b24.sandbox.uninstall(gone)
+    refused = apis[reauth.member_id].get("/badges")
+    assert (refused.status_code, refused.json()["error"]) == (409, "NEEDS_REAUTH")
+    refused = apis[gone.member_id].get("/badges")
+    assert (refused.status_code, refused.json()["error"]) == (410, "APP_UNINSTALLED")
+    assert [_count(b24, portal, "crm.activity.badge.list") for portal in (reauth, gone)] == [1, 1]
+
+
 def test_idempotency_key_replays_without_a_second_portal_call(b24) -> None:
     portal = b24.installed_portal()
     api = session_for(b24, portal)

@@ -8,6 +8,7 @@ refresh cannot fix.
 from __future__ import annotations
 
 import multiprocessing
+import time
 from concurrent.futures import ProcessPoolExecutor
 
 import pytest
@@ -191,6 +192,22 @@ def test_operating_budget_pauses_a_method_before_the_portal_blocks_it(b24, costl
     counters = b24.sandbox.sandbox.counters.snapshot()["portals"][portal.member_id]
     assert counters["operation_limited"] == 0, "the portal never had to block the method"
     assert counters["requests"][costly_list] == 5, "paused calls never left the app"
+
+
+def test_small_operating_reports_are_stored_only_to_replace_a_large_one(b24, costly_list: str) -> None:
+    """Reports below the record floor change no decision: no Redis write, unless one replaces a large report."""
+    portal = b24.installed_portal(rate=None)
+    budget = OperatingBudget(b24.services.redis)
+    field = f"{costly_list}:op"
+    client = _operating_client(b24, portal, [], limit=480)
+    client.call(costly_list)
+    assert b24.services.redis.hget(budget.key(portal.member_id), field) is None
+    budget.record(portal.member_id, costly_list, 300.0, time.time() + 60)
+    client.call(costly_list)
+    assert float(b24.services.redis.hget(budget.key(portal.member_id), field)) == pytest.approx(8.0)
+    client.call(costly_list)
+    assert float(b24.services.redis.hget(budget.key(portal.member_id), field)) == pytest.approx(8.0), \
+        "once the large report is replaced, small ones are not written again"
 
 
 def test_a_429_parks_the_method_until_its_reset(b24, costly_list: str) -> None:

@@ -18,11 +18,9 @@ from flask import Flask, Response, request
 from werkzeug.serving import make_server
 
 from b24app.sandbox import Sandbox
+from tests.support.chromium import CHROMIUM
 
-CHROMIUM = Path("/usr/bin/chromium")
 BUNDLE = Path(__file__).resolve().parents[2] / "static" / "vendor" / "b24jssdk.min.js"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--no-first-run", "--disable-sync"]
 
 pytestmark = [
     pytest.mark.browser,
@@ -114,15 +112,6 @@ def browser_app() -> Iterator[BrowserApp]:
     app = BrowserApp()
     yield app
     app.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as pw:
-        instance = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
-        yield instance
-        instance.close()
 
 
 def _commands(sb: Sandbox, member_id: str) -> list[str]:

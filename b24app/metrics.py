@@ -1,0 +1,170 @@
+"""Prometheus metrics (DESIGN.md §4 `GET /metrics`, §10), aggregated across every gunicorn worker.
+
+Under gunicorn the master sets `PROMETHEUS_MULTIPROC_DIR` before anything imports prometheus-client
+(see gunicorn.conf.py); every worker then writes its samples to memory-mapped files there and
+`/metrics` sums the files of all workers, dead ones included (counters never go backwards when a
+worker is recycled). Without that variable (tests, `flask run`, the CLI) the metrics live in this
+process and `/metrics` shows them directly.
+
+Label values are bounded and carry no secrets: HTTP routes are Flask URL rules (`/api/v1/badges/<raw_code>`,
+never a raw path with an id), portal methods are the method names the app itself calls, and outcomes are
+`ok` or an error code known to `rest_errors` (anything else is `OTHER`). No member_id, domain or token is
+ever a label value.
+
+Instrumented here: HTTP requests (count and latency by route and status), portal REST calls (by method
+and outcome, with latency), OAuth token refreshes, rate-limiter waits, and the badge-list cache.
+"""
+from __future__ import annotations
+
+import os
+import re
+import time
+from typing import Any
+
+from flask import Flask, Response, request
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from .limiter import Admission, RateLimiter, RateLimitTimeout
+from .rest_errors import RULES
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+UNMATCHED_ROUTE = "<unmatched>"
+OTHER = "OTHER"
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+_WAIT_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 60.0)
+_HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_METHOD_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.]{0,79}")
+_HTTP_STATUS_RE = re.compile(r"HTTP_\d{3}")
+# Codes the client makes up itself for answers that never came (requests' exception names, bad redirects).
+_TRANSPORT_CODES = frozenset({
+    "BAD_REDIRECT", "ConnectTimeout", "ReadTimeout", "Timeout", "ConnectionError", "ChunkedEncodingError",
+    "ContentDecodingError", "SSLError", "ProxyError", "TooManyRedirects", "InvalidURL", "InvalidHeader",
+    "InvalidJSONError", "RetryError", "RequestException", "StreamConsumedError",
+})
+
+# Our own registry: the metrics of this process (single-process mode). In multiprocess mode the values
+# are written to files whatever the registry, and `render()` collects the files instead.
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+HTTP_REQUESTS = Counter(
+    "b24_http_requests", "HTTP requests served, by route (Flask URL rule), method and status.",
+    ["route", "method", "status"], registry=REGISTRY)
+HTTP_LATENCY = Histogram(
+    "b24_http_request_duration_seconds", "Time to serve an HTTP request, by route, method and status.",
+    ["route", "method", "status"], buckets=_LATENCY_BUCKETS, registry=REGISTRY)
+PORTAL_CALLS = Counter(
+    "b24_portal_calls", "Logical Bitrix24 REST calls (retries and refreshes included), by method and outcome "
+    "(`ok` or the error code).", ["method", "outcome"], registry=REGISTRY)
+PORTAL_LATENCY = Histogram(
+    "b24_portal_call_duration_seconds", "Time of a logical Bitrix24 REST call, limiter waits included, by method.",
+    ["method"], buckets=_LATENCY_BUCKETS, registry=REGISTRY)
+TOKEN_REFRESHES = Counter(
+    "b24_token_refreshes", "OAuth refresh-token grants this app made, by outcome (ok or failed).",
+    ["outcome"], registry=REGISTRY)
+LIMITER_ACQUIRES = Counter(
+    "b24_limiter_acquires", "Per-portal rate-limiter decisions: immediate, waited, paused (the method's "
+    "operating-time budget asks for a pause first), or timeout (no capacity within the wait budget → 503 "
+    "QUERY_LIMIT_EXCEEDED).", ["outcome"], registry=REGISTRY)
+LIMITER_WAITS = Histogram(
+    "b24_limiter_wait_seconds", "Seconds a call waited before it was sent: `rate` for the per-portal request "
+    "bucket, `operating` for the per-method operating-time budget. Only waits > 0 are observed.",
+    ["limit"], buckets=_WAIT_BUCKETS, registry=REGISTRY)
+BADGE_CACHE = Counter(
+    "b24_badge_list_cache", "Badge-list reads answered from the per-portal cache (hit) or the portal (miss).",
+    ["result"], registry=REGISTRY)
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get(MULTIPROC_ENV) or None
+
+
+def render() -> bytes:
+    """The exposition text: summed over every worker in multiprocess mode, this process otherwise."""
+    if multiprocess_dir():
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+        return generate_latest(registry)
+    return generate_latest(REGISTRY)
+
+
+# -- label hygiene ---------------------------------------------------------------------------------
+
+def method_label(method: str) -> str:
+    return method if _METHOD_RE.fullmatch(method or "") else "other"
+
+
+def outcome_label(code: str) -> str:
+    """`ok`, an error code the client knows, or OTHER: a portal cannot mint new label values."""
+    if code == "ok":
+        return code
+    if code and (code.lower() in RULES or code in _TRANSPORT_CODES or _HTTP_STATUS_RE.fullmatch(code)):
+        return code
+    return OTHER
+
+
+# -- hooks called by the app -----------------------------------------------------------------------
+
+def observe_portal_call(method: str, outcome: str, seconds: float | None = None) -> None:
+    """The `PortalClient` observer: one logical call finished with `outcome` (`ok` or an error code)."""
+    name = method_label(method)
+    PORTAL_CALLS.labels(name, outcome_label(outcome)).inc()
+    if seconds is not None:
+        PORTAL_LATENCY.labels(name).observe(max(0.0, seconds))
+
+
+def token_refresh(ok: bool) -> None:
+    TOKEN_REFRESHES.labels("ok" if ok else "failed").inc()
+
+
+def badge_cache(hit: bool) -> None:
+    BADGE_CACHE.labels("hit" if hit else "miss").inc()
+
+
+def limiter_wait(limit: str, seconds: float) -> None:
+    if seconds > 0:
+        LIMITER_WAITS.labels(limit).observe(seconds)
+
+
+class MeteredRateLimiter(RateLimiter):
+    """The shared per-portal limiter, counting its decisions and waits (every caller of `admit`/`acquire`)."""
+
+    def admit(self, member_id: str, cost: int = 1, **kwargs: Any) -> Admission:
+        try:
+            admission = super().admit(member_id, cost, **kwargs)
+        except RateLimitTimeout:
+            LIMITER_ACQUIRES.labels("timeout").inc()
+            raise
+        if admission.paused:
+            LIMITER_ACQUIRES.labels("paused").inc()
+            return admission
+        LIMITER_ACQUIRES.labels("waited" if admission.waited > 0 else "immediate").inc()
+        limiter_wait("rate", admission.waited)
+        return admission
+
+
+# -- HTTP --------------------------------------------------------------------------------------------
+
+_START_KEY = "b24.metrics.start"
+
+
+def init_app(app: Flask) -> None:
+    """Count and time every request by its URL rule (never the raw path) and status."""
+
+    @app.before_request
+    def _start_timer() -> None:
+        request.environ[_START_KEY] = time.perf_counter()
+
+    @app.after_request
+    def _observe(response: Response) -> Response:
+        started = request.environ.pop(_START_KEY, None)
+        rule = request.url_rule
+        route = rule.rule if rule is not None else UNMATCHED_ROUTE
+        method = request.method if request.method in _HTTP_METHODS else "other"
+        status = str(response.status_code)
+        HTTP_REQUESTS.labels(route, method, status).inc()
+        if started is not None:
+            HTTP_LATENCY.labels(route, method, status).observe(time.perf_counter() - started)
+        return response
