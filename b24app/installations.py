@@ -19,12 +19,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import redis
-import requests
 
 from .config import Config
 from .limiter import OperatingBudget, RateLimiter, RateLimitTimeout
 from .manifest import Manifest
 from .oauth import AppInfo, OAuthClient, OAuthError, OAuthUnavailable
+from .portal_http import PortalHTTP
 from .rest import PortalClient, RestResult, call_with_token
 from .rest_errors import B24Error
 from .sessions import InvalidSession, SessionSigner, StateSigner
@@ -137,7 +137,7 @@ class Installations:
     """Install, verify, authorize and look up portals; hands out per-portal REST clients."""
 
     def __init__(self, *, config: Config, manifest: Manifest, store: InstallationStore, oauth: OAuthClient,
-                 tokens: TokenManager, http: requests.Session, redis_client: redis.Redis,
+                 tokens: TokenManager, http: PortalHTTP, redis_client: redis.Redis,
                  limiter: RateLimiter | None, budget: OperatingBudget | None, sessions: SessionSigner,
                  states: StateSigner, background: Executor,
                  observer: Callable[[str, str, float], None] | None = None) -> None:

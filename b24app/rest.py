@@ -16,12 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-import requests
-
 from . import metrics
 from .limiter import Admission, OperatingBudget, RateLimiter, RateLimitTimeout
 from .logs import request_id_var
 from .oauth import OAuthClient, OAuthError, TokenRejected
+from .portal_http import PortalHTTP, Reply, TransportFailure
 from .rest_errors import (
     B24Error,
     OperationTimeLimit,
@@ -40,7 +39,7 @@ BATCH_MAX = 50
 DEFAULT_TIMEOUT = (3.05, 30.0)
 READ_SUFFIXES = (".get", ".list", ".fields", ".current", ".admin", ".info", ".time")
 READ_METHODS = frozenset({"profile", "user.admin", "user.current", "app.info", "server.time", "methods", "scope"})
-USER_AGENT = "activity-badges/0.1 (+python-requests)"
+USER_AGENT = "activity-badges/0.1 (+urllib3)"
 
 
 def is_read(method: str) -> bool:
@@ -86,7 +85,7 @@ class PortalClient:
     """Calls one portal on behalf of the app, with the portal's stored token chain."""
 
     def __init__(self, member_id: str, *, store: InstallationStore, tokens: TokenManager, oauth: OAuthClient,
-                 http: requests.Session, limiter: RateLimiter | None = None, budget: OperatingBudget | None = None,
+                 http: PortalHTTP, limiter: RateLimiter | None = None, budget: OperatingBudget | None = None,
                  allow_http: bool = False, timeout: tuple[float, float] = DEFAULT_TIMEOUT,
                  retry: RetryPolicy | None = None, sleep: Callable[[float], None] = time.sleep,
                  observer: Callable[[str, str, float], None] | None = None,
@@ -183,8 +182,8 @@ class PortalClient:
             waited += admission.waited
             outcome = _send(self._http, record.client_endpoint, method, record.access_token or "", params,
                             self._timeout)
-            if isinstance(outcome, requests.Response) and outcome.is_redirect and not moved:
-                record = self._follow_rename(record, outcome.headers.get("Location", ""), method)
+            if isinstance(outcome, Reply) and outcome.is_redirect and not moved:
+                record = self._follow_rename(record, outcome.location, method)
                 moved = True
                 attempt -= 1
                 continue
@@ -290,7 +289,7 @@ class PortalClient:
 
 
 
-def call_with_token(http: requests.Session, client_endpoint: str, access_token: str, method: str,
+def call_with_token(http: PortalHTTP, client_endpoint: str, access_token: str, method: str,
                     params: Mapping[str, Any] | None = None,
                     timeout: tuple[float, float] = DEFAULT_TIMEOUT) -> RestResult:
     """One call with a token that is not the stored chain (e.g. the frame user's): no refresh, no retry."""
@@ -301,29 +300,29 @@ def call_with_token(http: requests.Session, client_endpoint: str, access_token: 
                       total=body.get("total"))
 
 
-def _send(http: requests.Session, client_endpoint: str, method: str, access_token: str, params: dict[str, Any],
-          timeout: tuple[float, float]) -> requests.Response | TransportError:
+def _send(http: PortalHTTP, client_endpoint: str, method: str, access_token: str, params: dict[str, Any],
+          timeout: tuple[float, float]) -> Reply | TransportError:
     headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
     request_id = request_id_var.get()
     if request_id:
         headers["X-Request-ID"] = request_id
     try:
-        return http.post(client_endpoint + method, json={**params, "auth": access_token}, timeout=timeout,
-                         allow_redirects=False, headers=headers)
-    except requests.RequestException as exc:
-        return TransportError(type(exc).__name__, "the portal did not answer", method=method)
+        return http.post_json(client_endpoint + method, {**params, "auth": access_token}, headers=headers,
+                              timeout=timeout)
+    except TransportFailure as exc:
+        return TransportError(exc.kind, "the portal did not answer", method=method)
 
 
-def _parse(outcome: requests.Response | TransportError, method: str) -> dict[str, Any] | B24Error:
+def _parse(outcome: Reply | TransportError, method: str) -> dict[str, Any] | B24Error:
     """The success envelope, or the typed error for whatever came back."""
     if isinstance(outcome, TransportError):
         return outcome
-    body = _json_body(outcome)
+    body = outcome.json_object()
     if body is None:
-        return TransportError(f"HTTP_{outcome.status_code}", "the portal answered without JSON",
-                              http_status=outcome.status_code, method=method)
-    if "error" in body or outcome.status_code >= 400:
-        return make_error(body, outcome.status_code, method)
+        return TransportError(f"HTTP_{outcome.status}", "the portal answered without JSON",
+                              http_status=outcome.status, method=method)
+    if "error" in body or outcome.status >= 400:
+        return make_error(body, outcome.status, method)
     return body
 
 
@@ -346,14 +345,6 @@ def _encode(name: str, value: Any) -> Iterable[str]:
     if isinstance(value, bool):
         value = 1 if value else 0
     return [f"{quote(name, safe='[]')}={quote(str(value), safe='')}"]
-
-
-def _json_body(response: requests.Response) -> dict[str, Any] | None:
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) else None
 
 
 def _as_dict(value: Any) -> dict[str, Any]:

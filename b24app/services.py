@@ -5,6 +5,7 @@ Nothing here is per portal: a portal's context is always passed explicitly.
 """
 from __future__ import annotations
 
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -21,6 +22,7 @@ from .installations import Installations
 from .limiter import OperatingBudget
 from .manifest import Manifest, load_manifest
 from .oauth import OAuthClient
+from .portal_http import PortalHTTP
 from .sessions import SessionSigner, StateSigner
 from .store import RedisInstallationStore
 from .tokens import TokenManager
@@ -34,13 +36,20 @@ class Services:
     store: RedisInstallationStore
     installations: Installations | None
     http: requests.Session
+    portal_http: PortalHTTP
     badges: Badges
     idempotency: IdempotencyStore
 
 
 def http_session(pool_size: int = 32) -> requests.Session:
-    """One pooled HTTP session per process (keep-alive to portals and the OAuth server)."""
+    """One pooled HTTP session per process for the OAuth server (portal calls go through PortalHTTP).
+
+    requests re-reads the environment on every call (proxy variables, NO_PROXY matching, ~/.netrc), and a
+    netrc entry would even add credentials to our requests. The environment is read only when a proxy is
+    configured there, the one setting this app honours from it.
+    """
     session = requests.Session()
+    session.trust_env = bool(urllib.request.getproxies())
     adapter = HTTPAdapter(pool_connections=64, pool_maxsize=pool_size, max_retries=0)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
@@ -51,16 +60,18 @@ def build_services(config: Config, client: redis.Redis) -> Services:
     manifest = load_manifest()
     store = RedisInstallationStore(client, TokenCipher(config.token_keys))
     http = http_session()
+    portal_http = PortalHTTP()
     installations = None
     if config.client_id and config.client_secret:
         oauth = OAuthClient(config, http)
         installations = Installations(
             config=config, manifest=manifest, store=store, oauth=oauth,
-            tokens=TokenManager(store, oauth, client), http=http, redis_client=client,
+            tokens=TokenManager(store, oauth, client), http=portal_http, redis_client=client,
             limiter=metrics.MeteredRateLimiter(client, config.rate_rps, config.rate_burst),
             budget=OperatingBudget(client), observer=metrics.observe_portal_call,
             sessions=SessionSigner(config.secret_key, audience=config.client_id),
             states=StateSigner(config.secret_key, client),
             background=ThreadPoolExecutor(max_workers=2, thread_name_prefix="b24-background"))
     return Services(config=config, redis=client, manifest=manifest, store=store, installations=installations,
-                    http=http, badges=Badges(client, prefix=config.badge_prefix), idempotency=IdempotencyStore(client))
+                    http=http, portal_http=portal_http, badges=Badges(client, prefix=config.badge_prefix),
+                    idempotency=IdempotencyStore(client))

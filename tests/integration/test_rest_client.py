@@ -48,7 +48,7 @@ STATUSES = {"expired_token": 401, "invalid_token": 401, "no_auth_found": 401, "a
 def _client(b24, portal, sleeps: list[float], **kwargs) -> PortalClient:
     installations = b24.services.installations
     return PortalClient(portal.member_id, store=installations.store, tokens=installations.tokens,
-                        oauth=installations.oauth, http=b24.services.http, allow_http=True,
+                        oauth=installations.oauth, http=b24.services.portal_http, allow_http=True,
                         retry=RetryPolicy(max_attempts=3, max_wait=1000), sleep=sleeps.append, **kwargs)
 
 
@@ -159,7 +159,7 @@ def test_query_limit_waits_are_bounded(b24) -> None:
 def _operating_client(b24, portal, sleeps: list[float], limit: float) -> PortalClient:
     installations = b24.services.installations
     return PortalClient(portal.member_id, store=installations.store, tokens=installations.tokens,
-                        oauth=installations.oauth, http=b24.services.http, allow_http=True,
+                        oauth=installations.oauth, http=b24.services.portal_http, allow_http=True,
                         budget=OperatingBudget(b24.services.redis, limit=limit),
                         retry=RetryPolicy(max_attempts=3, max_wait=5), sleep=sleeps.append)
 

@@ -1,0 +1,106 @@
+"""Outbound HTTP to portals' REST endpoints: urllib3 directly, one pool per process.
+
+A portal call is JSON in, JSON out, never a followed redirect (a 302 means a renamed portal, which the
+REST client confirms before it trusts the new address) and never a cookie. requests adds ≈ 0.5 ms per
+call on top of urllib3 for machinery this needs none of (session merging, cookie jar, hooks, environment
+lookups), a sixth of the app's whole overhead budget per badge add (DESIGN.md §9; docs/PERFORMANCE.md).
+A proxy configured in the environment (HTTPS_PROXY / HTTP_PROXY, honouring NO_PROXY) is still used.
+"""
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import urllib3
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    NewConnectionError,
+    ProxyError,
+    ReadTimeoutError,
+    SSLError,
+)
+
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
+class TransportFailure(Exception):
+    """No answer came back; `kind` names what happened (ConnectTimeout, ReadTimeout, ConnectionError, …)."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self.kind = kind
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    location: str
+    data: bytes
+
+    @property
+    def is_redirect(self) -> bool:
+        return self.status in REDIRECTS and bool(self.location)
+
+    def json_object(self) -> dict[str, Any] | None:
+        """The body when it is a JSON object, else None."""
+        try:
+            body = json.loads(self.data)
+        except ValueError:
+            return None
+        return body if isinstance(body, dict) else None
+
+
+class PortalHTTP:
+    """Pooled, keep-alive POSTs of JSON; thread-safe (urllib3 pools are)."""
+
+    def __init__(self, pool_size: int = 32, proxies: Mapping[str, str] | None = None) -> None:
+        settings = dict(urllib.request.getproxies() if proxies is None else proxies)
+        options = {"num_pools": 64, "maxsize": pool_size, "block": False, "retries": False}
+        self._direct = urllib3.PoolManager(**options)
+        self._proxied = {scheme: urllib3.ProxyManager(settings[scheme], **options)
+                         for scheme in ("http", "https") if settings.get(scheme)}
+        self._no_proxy = {"no": settings["no"]} if settings.get("no") else {}
+
+    def post_json(self, url: str, payload: Mapping[str, Any], *, headers: Mapping[str, str],
+                  timeout: tuple[float, float]) -> Reply:
+        """POST `payload` as JSON; raises TransportFailure when no answer comes back."""
+        try:
+            body = json.dumps(payload, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+        except (TypeError, ValueError):
+            raise TransportFailure("InvalidJSONError") from None
+        try:
+            response = self._pool(url).request(
+                "POST", url, body=body, headers={"Content-Type": "application/json", **headers},
+                timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]), redirect=False, retries=False)
+        except NewConnectionError:  # before ConnectTimeoutError, its base class in urllib3 2
+            raise TransportFailure("ConnectionError") from None
+        except ConnectTimeoutError:
+            raise TransportFailure("ConnectTimeout") from None
+        except ReadTimeoutError:
+            raise TransportFailure("ReadTimeout") from None
+        except ProxyError:
+            raise TransportFailure("ProxyError") from None
+        except SSLError:
+            raise TransportFailure("SSLError") from None
+        except HTTPError:
+            raise TransportFailure("ConnectionError") from None
+        return Reply(response.status, response.headers.get("Location", ""), response.data)
+
+    def _pool(self, url: str) -> urllib3.PoolManager:
+        parts = urlsplit(url)
+        proxied = self._proxied.get(parts.scheme)
+        if proxied is None or (self._no_proxy and urllib.request.proxy_bypass_environment(parts.netloc,
+                                                                                          self._no_proxy)):
+            return self._direct
+        return proxied
+
+    def clear(self) -> None:
+        """Close every pooled connection (tests, shutdown)."""
+        self._direct.clear()
+        for manager in self._proxied.values():
+            manager.clear()
