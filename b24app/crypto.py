@@ -5,6 +5,7 @@ under an old key are still read, and the store rewrites them under the new key w
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -15,11 +16,15 @@ class TokenDecryptError(Exception):
 
 
 class TokenCipher:
-    def __init__(self, keys: Sequence[str]) -> None:
+    def __init__(self, keys: Sequence[str], *, memo_size: int = 2048) -> None:
         if not keys:
             raise ValueError("at least one Fernet key is required")
         self._primary = Fernet(keys[0])
         self._all = MultiFernet([Fernet(key) for key in keys])
+        # Each request reads a portal's record and opens the same ciphertexts until a refresh writes new
+        # ones; a bounded memo keyed by the ciphertext spares ~50 µs per field. It is exact: under this
+        # cipher's fixed keys a ciphertext always opens to the same answer (failures are not memoised).
+        self._opened = functools.lru_cache(maxsize=memo_size)(self._open)
 
     def encrypt(self, plaintext: str) -> str:
         return self._all.encrypt(plaintext.encode()).decode()
@@ -32,6 +37,9 @@ class TokenCipher:
 
         The primary key is tried first, so the common case costs one decryption for both answers.
         """
+        return self._opened(ciphertext)
+
+    def _open(self, ciphertext: str) -> tuple[str, bool]:
         raw = ciphertext.encode()
         try:
             return self._primary.decrypt(raw).decode(), True

@@ -7,6 +7,7 @@ with fresh frame auth. Separate salts keep one kind of token from being replayed
 """
 from __future__ import annotations
 
+import functools
 import secrets
 import time
 from dataclasses import dataclass
@@ -32,16 +33,25 @@ class Session:
 
 
 class SessionSigner:
-    def __init__(self, secret_key: str, audience: str, ttl: int = SESSION_TTL) -> None:
+    def __init__(self, secret_key: str, audience: str, ttl: int = SESSION_TTL, *, memo_size: int = 4096) -> None:
         self._serializer = URLSafeTimedSerializer(secret_key, salt="b24-ui-session")
         self._audience = audience
         self.ttl = min(ttl, SESSION_TTL)
+        # A UI sends the same token with every call for up to 15 minutes: check its signature once per
+        # process and only its expiry afterwards (failures are not memoised; the key never changes here).
+        self._checked = functools.lru_cache(maxsize=memo_size)(self._check)
 
     def issue(self, member_id: str, user_id: int, is_admin: bool, domain: str) -> str:
         return self._serializer.dumps({"m": member_id, "u": user_id, "a": bool(is_admin), "d": domain,
                                        "aud": self._audience})
 
     def verify(self, token: str) -> Session:
+        session = self._checked(token)
+        if int(time.time()) > session.expires_at:  # whole seconds, as itsdangerous counts a token's age
+            raise InvalidSession("session expired")
+        return session
+
+    def _check(self, token: str) -> Session:
         try:
             claims, issued = self._serializer.loads(token, max_age=self.ttl, return_timestamp=True)
         except SignatureExpired:

@@ -79,6 +79,7 @@ def test_session_tokens_are_tamper_proof_bound_and_expire() -> None:
         SessionSigner("x" * 40, audience="app.1").verify(token)
     expired = SessionSigner("k" * 40, audience="app.1", ttl=1)
     old = expired.issue("member-a", 5, True, "a.example.com")
+    assert expired.verify(old).member_id == "member-a", "valid at first (and its signature check memoised)"
     time.sleep(2.1)
     with pytest.raises(InvalidSession, match="expired"):
         expired.verify(old)
