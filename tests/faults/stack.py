@@ -6,8 +6,6 @@ configuration environment and helpers to install portals and mint sessions the w
 from __future__ import annotations
 
 import secrets
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,7 +21,7 @@ from b24app.crypto import TokenCipher
 from b24app.sandbox.launcher import SandboxServer, start_sandbox
 from b24app.sandbox.models import Portal
 from b24app.store import RedisInstallationStore
-from tests.support.processes import ROOT, Served, clean_env, free_port
+from tests.support.processes import Served, clean_env, free_port, gunicorn
 
 
 @dataclass
@@ -75,30 +73,5 @@ def gunicorn_stack(redis_url: str, tmp: Path, *, workers: int = 2, threads: int 
         url = f"http://127.0.0.1:{port}"
         environ["B24_APP_URL"] = url
         sandbox.register_app(client_id, client_secret, app_url=url)
-        with _gunicorn(environ, port, tmp / "gunicorn.log", workers=workers, threads=threads) as served:
+        with gunicorn(environ, tmp / "gunicorn.log", workers=workers, threads=threads, port=port) as served:
             yield Deployed(sandbox=sandbox, served=served, env=environ, redis_url=redis_url)
-
-
-@contextmanager
-def _gunicorn(env: dict[str, str], port: int, log_path: Path, *, workers: int, threads: int) -> Iterator[Served]:
-    """Like tests.support.processes.gunicorn, on a port chosen beforehand (the sandbox must know the URL)."""
-    full_env = {**env, "PORT": str(port), "WEB_CONCURRENCY": str(workers), "GUNICORN_THREADS": str(threads)}
-    with log_path.open("w") as log:
-        process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:app"],
-                                   cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT, text=True)
-    served = Served(f"http://127.0.0.1:{port}", process, log_path)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited with {process.returncode}:\n{served.output()}")
-            try:
-                if requests.get(f"{served.url}/healthz", timeout=1).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert time.monotonic() < deadline, f"gunicorn did not become healthy:\n{served.output()}"
-            time.sleep(0.1)
-        yield served
-    finally:
-        served.stop()

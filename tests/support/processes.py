@@ -51,9 +51,9 @@ class Served:
 
 @contextmanager
 def gunicorn(env: dict[str, str], log_path: Path, workers: int = 2, threads: int = 4,
-             ready_timeout: float = 30.0) -> Iterator[Served]:
-    """Start `gunicorn -c gunicorn.conf.py app:app` on a free port; stop it (SIGTERM) on exit."""
-    port = free_port()
+             ready_timeout: float = 30.0, port: int | None = None) -> Iterator[Served]:
+    """Start `gunicorn -c gunicorn.conf.py app:app` on `port` (default: a free one); stop it (SIGTERM) on exit."""
+    port = port or free_port()
     full_env = {**env, "PORT": str(port), "WEB_CONCURRENCY": str(workers), "GUNICORN_THREADS": str(threads)}
     with log_path.open("w") as log:
         process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:app"],
