@@ -26,6 +26,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from .limiter import Admission, RateLimiter, RateLimitTimeout
+from .portal_http import FAILURE_KINDS
 from .rest_errors import RULES
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -38,12 +39,8 @@ _WAIT_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 60.0)
 _HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _METHOD_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.]{0,79}")
 _HTTP_STATUS_RE = re.compile(r"HTTP_\d{3}")
-# Codes the client makes up itself for answers that never came (requests' exception names, bad redirects).
-_TRANSPORT_CODES = frozenset({
-    "BAD_REDIRECT", "ConnectTimeout", "ReadTimeout", "Timeout", "ConnectionError", "ChunkedEncodingError",
-    "ContentDecodingError", "SSLError", "ProxyError", "TooManyRedirects", "InvalidURL", "InvalidHeader",
-    "InvalidJSONError", "RetryError", "RequestException", "StreamConsumedError",
-})
+# Codes the client makes up itself for answers that never came (transport failures, bad redirects).
+_TRANSPORT_CODES = FAILURE_KINDS | {"BAD_REDIRECT"}
 
 # Our own registry: the metrics of this process (single-process mode). In multiprocess mode the values
 # are written to files whatever the registry, and `render()` collects the files instead.

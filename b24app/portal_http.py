@@ -26,12 +26,15 @@ from urllib3.exceptions import (
 )
 
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
+FAILURE_KINDS = frozenset({"ConnectionError", "ConnectTimeout", "ReadTimeout", "ProxyError", "SSLError",
+                           "InvalidJSONError"})
 
 
 class TransportFailure(Exception):
     """No answer came back; `kind` names what happened (ConnectTimeout, ReadTimeout, ConnectionError, …)."""
 
     def __init__(self, kind: str) -> None:
+        assert kind in FAILURE_KINDS, kind
         super().__init__(kind)
         self.kind = kind
 
