@@ -13,7 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-# Prometheus multiprocess mode (b24app/metrics.py): the directory must be in the environment before
+# Prometheus multiprocess mode (b24app/observability/metrics.py): the directory must be in the environment before
 # anything imports prometheus-client, i.e. before the b24app imports below. The master makes it (a
 # private temporary one unless PROMETHEUS_MULTIPROC_DIR names one), cleans it at start, and tells it
 # each dead worker; /metrics in any worker then sums the samples of all of them.
@@ -25,9 +25,9 @@ _metrics_dir.mkdir(parents=True, exist_ok=True)
 
 from b24app.config import REPO_ROOT, ConfigError, default_env, load_config  # noqa: E402
 from b24app.devsandbox import app_environ, banner, credentials, free_port  # noqa: E402
-from b24app.embedded_redis import EmbeddedRedisError, ensure_embedded  # noqa: E402
-from b24app.logs import gunicorn_logconfig  # noqa: E402
-from b24app.manifest import load_manifest  # noqa: E402
+from b24app.observability.logs import gunicorn_logconfig  # noqa: E402
+from b24app.portals.manifest import load_manifest  # noqa: E402
+from b24app.storage.embedded import EmbeddedRedisError, ensure_embedded  # noqa: E402
 
 
 def _fail(message: str) -> None:
@@ -94,6 +94,13 @@ def when_ready(server):
           f"redis: {'embedded' if _embedded else 'REDIS_URL'})", flush=True)
     if _sandbox_info:
         print(banner(_config.app_url, _sandbox_info["oauth_url"], _sandbox_info["portal_url"]), flush=True)
+
+
+def worker_exit(server, worker):
+    """Let queued background work (re-binding after an update) finish before the worker goes."""
+    services = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("b24")
+    if services is not None:
+        services.shutdown()
 
 
 def child_exit(server, worker):

@@ -4,28 +4,28 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import click
-from flask import current_app
+from flask import Flask
 from flask.cli import with_appcontext
 
-from .installations import Installations, unflatten
-from .oauth import OAuthError
-from .rest_errors import B24Error
-from .store import ACTIVE, Installation
-from .tokens import PortalUnavailable, RefreshBusy
+from .config import Config
+from .container import PortalServices
+from .errors import AppError, ConfigIncomplete
+from .portals.frames import unflatten
+from .storage.installations import PortalState
+from .storage.purge import purge_portal_data
+from .web.common import portal_services, services
+
+AppFactory = Callable[[Config], Flask]
 
 
-def _services():
-    return current_app.extensions["b24"]
-
-
-def _installations() -> Installations:
-    found = _services().installations
-    if found is None:
-        raise click.ClickException("B24_CLIENT_ID and B24_CLIENT_SECRET are not set")
-    return found
+def _portal_services() -> PortalServices:
+    try:
+        return portal_services()
+    except ConfigIncomplete:
+        raise click.ClickException("B24_CLIENT_ID and B24_CLIENT_SECRET are not set") from None
 
 
 def _age(seconds_since: float) -> str:
@@ -47,42 +47,41 @@ def _table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     return "\n".join(lines)
 
 
-def _records() -> list[Installation]:
-    store = _services().store
-    return [r for r in (store.get(m) for m in store.member_ids()) if r is not None]
+def make_group(app_factory: AppFactory) -> click.Group:
+    """The `b24` command group; `app_factory` builds the app the `sandbox` command serves."""
+    group = click.Group("b24", help="Activity Badges operations: portals, tokens, manifest, sandbox.")
+    for command in (portals, show, refresh, forget, manifest, keepalive, call):
+        group.add_command(command)
+    group.add_command(_sandbox_command(app_factory))
+    return group
 
 
-@click.group("b24")
-def b24() -> None:
-    """Activity Badges operations: portals, tokens, manifest, sandbox."""
-
-
-@b24.command("portals")
+@click.command("portals")
 @with_appcontext
 def portals() -> None:
     """List installed portals with state, token age and last error."""
-    records = _records()
+    records = list(services().store.iter_all())
     if not records:
         click.echo("No portals have installed the app yet.")
         return
     click.echo(_table(
         ("MEMBER_ID", "DOMAIN", "STATE", "PLAN", "OWNER", "TOKEN AGE", "LAST ERROR"),
-        ((r.member_id, r.domain, r.state, r.status or "-", r.owner_user_id or "-", _age(r.token_issued_at),
+        ((r.member_id, r.domain, r.state.value, r.plan or "-", r.owner_user_id or "-", _age(r.token_issued_at),
           (r.last_error or "")[:60]) for r in records)))
 
 
-@b24.command("show")
+@click.command("show")
 @click.argument("member_id")
 @with_appcontext
 def show(member_id: str) -> None:
     """Show one portal (secrets are never printed)."""
-    record = _services().store.get(member_id)
+    record = services().store.get(member_id)
     if record is None:
         raise click.ClickException(f"no portal with member_id {member_id}")
     expires = record.expires_at - time.time()
     rows = [
         ("member_id", record.member_id), ("domain", record.domain), ("client_endpoint", record.client_endpoint),
-        ("state", record.state), ("plan status", record.status or "-"), ("scope", record.scope or "-"),
+        ("state", record.state.value), ("plan", record.plan or "-"), ("scope", record.scope or "-"),
         ("app version", record.app_version), ("token owner (user id)", record.owner_user_id or "-"),
         ("tokens", "present" if record.has_tokens else "absent"),
         ("access token", f"expires in {int(expires)} s" if expires > 0 else "expired"),
@@ -95,46 +94,45 @@ def show(member_id: str) -> None:
         click.echo(f"{key.ljust(width)}  {value}")
 
 
-@b24.command("refresh")
+@click.command("refresh")
 @click.argument("member_id")
 @with_appcontext
 def refresh(member_id: str) -> None:
     """Refresh a portal's token chain now (single-flight with every running worker)."""
-    service = _installations()
+    tokens = _portal_services().tokens
     try:
-        current = service.tokens.require(member_id)
-        record = service.tokens.refresh(member_id, current.access_token)
-    except (PortalUnavailable, RefreshBusy, OAuthError) as exc:
+        current = tokens.require(member_id)
+        record = tokens.refresh(member_id, current.access_token)
+    except AppError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"{member_id}: refreshed, access token valid for {int(record.expires_at - time.time())} s")
 
 
-@b24.command("forget")
+@click.command("forget")
 @click.argument("member_id")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @with_appcontext
 def forget(member_id: str, yes: bool) -> None:
     """Delete everything stored for a portal (record, tokens, caches)."""
-    store = _services().store
-    if store.get(member_id) is None:
+    found = services()
+    if found.store.get(member_id) is None:
         raise click.ClickException(f"no portal with member_id {member_id}")
     if not yes:
         click.confirm(f"Delete everything stored for {member_id}?", abort=True)
-    if _services().installations is not None:
-        _services().installations.purge_portal_data(member_id)
-    store.delete(member_id)
+    purge_portal_data(found.redis, member_id)
+    found.store.delete(member_id)
     click.echo(f"{member_id}: forgotten")
 
 
-@b24.command("manifest")
+@click.command("manifest")
 @with_appcontext
 def manifest() -> None:
     """What to enter in the Bitrix24 developer console, from install.json and B24_APP_URL."""
-    services = _services()
-    app_url = services.config.app_url
+    found = services()
+    app_url = found.config.app_url
     if not app_url:
         raise click.ClickException("B24_APP_URL is not set: it is the public https base URL of this backend")
-    m = services.manifest
+    m = found.manifest
     click.echo(f"{m.name} (version {m.version}) — Bitrix24 developer console settings\n")
     click.echo(_table(("FIELD", "VALUE"), [
         ("Application URL (handler path)", m.url(app_url, "app")),
@@ -151,54 +149,28 @@ def manifest() -> None:
                    f"  ({placement.title.get('en', '')})")
 
 
-@b24.command("keepalive")
+@click.command("keepalive")
 @click.option("--idle-days", default=20.0, show_default=True,
               help="Refresh chains whose tokens were issued more than this many days ago.")
 @with_appcontext
 def keepalive(idle_days: float) -> None:
     """Refresh long-idle token chains so the refresh token never dies of old age (28/180 days)."""
-    service = _installations()
+    tokens = _portal_services().tokens
     cutoff = time.time() - idle_days * 86400
     refreshed = failed = 0
-    for record in _records():
-        if record.state != ACTIVE or not record.token_issued_at or record.token_issued_at > cutoff:
+    for record in services().store.iter_all():
+        if record.state != PortalState.ACTIVE or not record.token_issued_at or record.token_issued_at > cutoff:
             continue
         try:
-            service.tokens.refresh(record.member_id, record.access_token)
+            tokens.refresh(record.member_id, record.access_token)
             refreshed += 1
-        except (PortalUnavailable, RefreshBusy, OAuthError) as exc:
+        except AppError as exc:
             failed += 1
             click.echo(f"{record.member_id}: {exc}", err=True)
     click.echo(f"keepalive: {refreshed} refreshed, {failed} failed (idle > {idle_days:g} days)")
 
 
-@b24.command("sandbox")
-@click.option("--port", default=5000, show_default=True, help="Port of the app on 127.0.0.1.")
-@with_appcontext
-def sandbox(port: int) -> None:
-    """Run the app against a local sandbox portal: no Bitrix24 account, tunnel or internet needed."""
-    from werkzeug.serving import run_simple
-
-    from . import devsandbox
-    from .config import load_config
-    from .factory import create_app
-
-    data_dir = _services().config.data_dir
-    client_id, client_secret = devsandbox.credentials(data_dir)
-    app_url = f"http://127.0.0.1:{port}"
-    oauth_port = devsandbox.free_port(port + 1)
-    server, portal = devsandbox.start(app_url, client_id, client_secret, oauth_port)
-    try:
-        environ = {**os.environ, "B24_ENV": "development", "B24_DATA_DIR": str(data_dir),
-                   **devsandbox.app_environ(client_id, client_secret, app_url, oauth_port)}
-        wired = create_app(load_config(environ))
-        click.echo(devsandbox.banner(app_url, server.oauth_url, portal.base_url))
-        run_simple("127.0.0.1", port, wired, threaded=True, use_reloader=False)
-    finally:
-        server.stop()
-
-
-@b24.command("call")
+@click.command("call")
 @click.argument("member_id")
 @click.argument("method")
 @click.argument("params", nargs=-1)
@@ -220,9 +192,36 @@ def call(member_id: str, method: str, params: tuple[str, ...]) -> None:
             flat[key] = raw
     payload = unflatten(flat)
     try:
-        result = _installations().portal(member_id).call(method, payload)
-    except (B24Error, PortalUnavailable) as exc:
-        code = getattr(exc, "code", getattr(exc, "state", "error"))
-        raise click.ClickException(f"{code}: {getattr(exc, 'message', str(exc))}") from None
+        result = _portal_services().clients.portal(member_id).call(method, payload)
+    except AppError as exc:
+        raise click.ClickException(f"{exc.code}: {getattr(exc, 'message', exc.description)}") from None
     click.echo(json.dumps({"result": result.result, **({"total": result.total} if result.total is not None else {})},
                           ensure_ascii=False, indent=2))
+
+
+def _sandbox_command(app_factory: AppFactory) -> click.Command:
+    @click.command("sandbox")
+    @click.option("--port", default=5000, show_default=True, help="Port of the app on 127.0.0.1.")
+    @with_appcontext
+    def sandbox(port: int) -> None:
+        """Run the app against a local sandbox portal: no Bitrix24 account, tunnel or internet needed."""
+        from werkzeug.serving import run_simple
+
+        from . import devsandbox
+        from .config import load_config
+
+        data_dir = services().config.data_dir
+        client_id, client_secret = devsandbox.credentials(data_dir)
+        app_url = f"http://127.0.0.1:{port}"
+        oauth_port = devsandbox.free_port(port + 1)
+        server, portal = devsandbox.start(app_url, client_id, client_secret, oauth_port)
+        try:
+            environ = {**os.environ, "B24_ENV": "development", "B24_DATA_DIR": str(data_dir),
+                       **devsandbox.app_environ(client_id, client_secret, app_url, oauth_port)}
+            wired = app_factory(load_config(environ))
+            click.echo(devsandbox.banner(app_url, server.oauth_url, portal.base_url))
+            run_simple("127.0.0.1", port, wired, threaded=True, use_reloader=False)
+        finally:
+            server.stop()
+
+    return sandbox

@@ -1,4 +1,4 @@
-"""Configuration from the environment (DESIGN.md §3).
+"""Configuration from the environment (docs/DESIGN.md §3).
 
 Every variable is parsed and validated once, at start-up, into an immutable `Config`. A bad value
 raises `ConfigError` naming the variable; the entry points turn it into one line on stderr and a
@@ -19,6 +19,10 @@ from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet
 
+from .errors import ConfigError
+
+__all__ = ["DEVELOPMENT", "PRODUCTION", "REPO_ROOT", "Config", "ConfigError", "default_env", "load_config"]
+
 log = logging.getLogger(__name__)
 
 PRODUCTION = "production"
@@ -27,14 +31,6 @@ OFFICIAL_OAUTH_HOSTS = ("oauth.bitrix.info", "oauth.bitrix24.tech")
 DEFAULT_OAUTH_URL = "https://oauth.bitrix.info"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MIN_SECRET_KEY_LENGTH = 32
-
-
-class ConfigError(ValueError):
-    """A missing or malformed variable; `str()` is the one line shown to the operator."""
-
-    def __init__(self, variable: str, message: str) -> None:
-        super().__init__(f"{variable}: {message}")
-        self.variable = variable
 
 
 @dataclass(frozen=True)

@@ -1,90 +1,173 @@
-"""One error shape for the whole app: JSON `{"error", "error_description"}`, HTML for framed pages.
+"""The one exception tree of the app. Every error the app raises on purpose derives from `AppError`.
 
-Services raise `AppError` (or a subclass) with a stable code; the handlers here turn it, any
-werkzeug HTTP error and any unexpected exception into a response that never carries a traceback.
+Errors say *what* went wrong in the app's own terms: a stable machine-readable `code` and a description
+safe to show the caller. They carry no HTTP status: `b24app/web/errors.py` is the single place that
+turns them into responses (statuses, `Retry-After`, JSON or the framed HTML page). A test walks every
+module of the app and checks that each exception class it defines sits in this tree.
+
+    AppError
+    ├── ConfigError ·························· a missing or malformed variable (config.py)
+    │   ├── ConfigIncomplete ················· the app runs, but without what a route needs
+    │   └── ManifestError ···················· install.json is unusable (portals/manifest.py)
+    ├── StorageError ························· the app's own storage cannot serve
+    │   ├── TokenDecryptError ················ no configured key opens a stored token (storage/crypto.py)
+    │   └── EmbeddedRedisError ··············· the embedded Redis did not start (storage/embedded.py)
+    ├── InvalidInput ························· the caller sent something unusable; `fields` names it
+    │   ├── BadRequest ······················· not even the shape of a request (no JSON object, bad header)
+    │   └── BadgeValidationError ············· a badge breaks the rules (badges/rules.py)
+    ├── Unverified ··························· a request could not be shown to come from a portal user
+    │   ├── IncompleteFrame ·················· required frame fields are missing
+    │   ├── Forbidden ························ verified, but not allowed (not an admin, not installed yet, …)
+    │   ├── NoSession ························ the API call carries no session token
+    │   ├── InvalidSession ··················· a UI session or OAuth state is forged, foreign or expired
+    │   ├── PortalNotInstalled ··············· the portal named by a request never installed the app
+    │   └── VerifierUnavailable ·············· the OAuth server or the portal could not be asked
+    ├── PortalUnavailable ···················· the portal cannot be called on (bitrix/tokens.py)
+    │   ├── PortalUnknown ···················· it never installed the app
+    │   ├── PortalUninstalled ················ it uninstalled the app
+    │   └── PortalNeedsReauth ················ its token chain is dead; an admin must open the app
+    ├── RefreshBusy ·························· another process holds the portal's refresh too long
+    ├── RateLimitTimeout ····················· no rate-limit slot within the caller's wait (bitrix/limiter.py)
+    ├── OAuthError ··························· the OAuth server refused (bitrix/oauth.py)
+    │   ├── InvalidGrant ····················· the code or refresh token is dead
+    │   ├── TokenRejected ···················· app.info refused the access token
+    │   └── OAuthUnavailable ················· no answer, or a 5xx: nothing was decided
+    ├── B24Error ····························· a Bitrix24 REST error code (bitrix/errors.py has one
+    │   │                                      class per behaviour, and the table of every code)
+    │   ├── TokenError, OwnerCannotAct, AppNotInstalled, AccessDenied, PaymentRequired,
+    │   ├── MethodNotFound, NotFound, Conflict, InvalidArgument, Overloaded
+    │   ├── QueryLimitExceeded, OperationTimeLimit, TransientAuthError
+    │   └── PortalServerError, TransportError ····· the outcome of a write is unknown
+    ├── TransportFailure ····················· no answer from a portal (bitrix/transport.py; the REST
+    │                                          client turns it into TransportError)
+    ├── BadgeError ··························· a badge use case cannot proceed (badges/service.py)
+    │   ├── BadgeExists ······················ the code is taken on this portal
+    │   ├── BadgeNotFound ···················· no badge with that code
+    │   ├── BadgeInUse ······················· deals still show it
+    │   └── PortalAnswerInvalid ·············· the portal's answer lacks what it must carry
+    └── IdempotencyError ····················· an `Idempotency-Key` cannot be honoured (storage/idempotency.py)
+        ├── KeyReused ························ the key was used for a different request
+        └── RequestInProgress ················ the first request with the key is still running
 """
 from __future__ import annotations
 
-import logging
-from typing import Any
-
-from flask import Flask, Response, current_app, jsonify, render_template, request
-from werkzeug.exceptions import HTTPException
-
-from .logs import request_id_var
-
-log = logging.getLogger(__name__)
-
-HTTP_CODES = {
-    400: "BAD_REQUEST", 401: "UNAUTHORIZED", 403: "ACCESS_DENIED", 404: "NOT_FOUND",
-    405: "METHOD_NOT_ALLOWED", 406: "NOT_ACCEPTABLE", 409: "CONFLICT", 410: "GONE",
-    413: "PAYLOAD_TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE", 422: "UNPROCESSABLE",
-    429: "TOO_MANY_REQUESTS", 500: "INTERNAL_ERROR", 502: "BAD_GATEWAY", 503: "SERVICE_UNAVAILABLE",
-}
-# Blueprints whose pages live inside the portal's iframe: their errors are pages, not JSON.
-FRAMED_BLUEPRINTS = frozenset({"install", "frame"})
-ERROR_PAGE_CSP = "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors *"
-
 
 class AppError(Exception):
-    """An error with a stable machine-readable code that is safe to show to the caller."""
+    """Root of the tree: `code` is stable and machine-readable, `description` safe to show."""
 
-    status = 400
-    code = "BAD_REQUEST"
+    code: str = "ERROR"
 
-    def __init__(self, description: str, *, code: str | None = None, status: int | None = None,
-                 fields: dict[str, str] | None = None, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, description: str = "", *, fields: dict[str, str] | None = None) -> None:
         super().__init__(description)
         self.description = description
-        if code is not None:
-            self.code = code
-        if status is not None:
-            self.status = status
-        self.fields = fields
-        self.headers = headers or {}
-
-    def body(self) -> dict[str, Any]:
-        payload: dict[str, Any] = {"error": self.code, "error_description": self.description}
-        if self.fields:
-            payload["fields"] = self.fields
-        return payload
+        self.fields = dict(fields) if fields else {}
 
 
-def error_response(status: int, code: str, description: str, **extra: Any) -> Response:
-    """Build the error in the shape the caller expects: an HTML page in the frame, JSON elsewhere."""
-    if request.blueprint in FRAMED_BLUEPRINTS:
-        html = render_template("error.html", status=status, code=code, description=description,
-                               request_id=request_id_var.get(), **extra)
-        response = current_app.response_class(html, status=status, mimetype="text/html")
-        # Nothing was verified, so the portal's origin is unknown; the page carries no data worth framing.
-        response.headers["Content-Security-Policy"] = ERROR_PAGE_CSP
-    else:
-        payload = {"error": code, "error_description": description, **extra}
-        response = jsonify(payload)
-        response.status_code = status
-    return response
+class ConfigError(AppError):
+    """A missing or malformed variable; `str()` is the one line shown to the operator."""
+
+    code = "CONFIG_ERROR"
+
+    def __init__(self, variable: str, message: str) -> None:
+        super().__init__(f"{variable}: {message}")
+        self.variable = variable
 
 
-def register_error_handlers(app: Flask) -> None:
-    @app.errorhandler(AppError)
-    def _app_error(exc: AppError) -> Response:
-        extra = {"fields": exc.fields} if exc.fields else {}
-        response = error_response(exc.status, exc.code, exc.description, **extra)
-        response.headers.update(exc.headers)
-        return response
+class ConfigIncomplete(ConfigError):
+    code = "CONFIG_INCOMPLETE"
 
-    @app.errorhandler(HTTPException)
-    def _http_error(exc: HTTPException) -> Response:
-        status = exc.code or 500
-        response = error_response(status, HTTP_CODES.get(status, "HTTP_ERROR"), exc.description or exc.name)
-        if status == 405 and exc.get_response().headers.get("Allow"):
-            response.headers["Allow"] = exc.get_response().headers["Allow"]
-        return response
 
-    @app.errorhandler(Exception)
-    def _unexpected(exc: Exception) -> Response:
-        log.exception("unhandled error", extra={"path": request.path, "method": request.method})
-        request_id = request_id_var.get()
-        return error_response(500, "INTERNAL_ERROR",
-                              f"An unexpected error occurred; quote request id {request_id} when reporting it.",
-                              request_id=request_id)
+class StorageError(AppError):
+    code = "STORAGE_ERROR"
+
+
+class InvalidInput(AppError):
+    """Bad input; `fields` maps each offending field to one human message."""
+
+    code = "VALIDATION_ERROR"
+
+
+class BadRequest(InvalidInput):
+    code = "BAD_REQUEST"
+
+
+class Unverified(AppError):
+    """The request could not be shown to come from a user of a portal that installed this app."""
+
+    code = "UNVERIFIED"
+
+    @property
+    def reason(self) -> str:
+        return self.description
+
+
+class IncompleteFrame(Unverified):
+    code = "BAD_REQUEST"
+
+
+class Forbidden(Unverified):
+    code = "ACCESS_DENIED"
+
+
+class NoSession(Unverified):
+    code = "UNAUTHORIZED"
+
+
+class InvalidSession(Unverified):
+    code = "INVALID_SESSION"
+
+
+class PortalNotInstalled(Unverified):
+    code = "NOT_FOUND"
+
+
+class VerifierUnavailable(Unverified):
+    code = "SERVICE_UNAVAILABLE"
+
+
+class PortalUnavailable(AppError):
+    """The portal cannot be called on; `state` says why in the lifecycle's words."""
+
+    code = "PORTAL_UNAVAILABLE"
+    state: str = "unknown"
+
+    def __init__(self, member_id: str, description: str) -> None:
+        super().__init__(description)
+        self.member_id = member_id
+
+
+class PortalUnknown(PortalUnavailable):
+    code = "PORTAL_UNKNOWN"
+
+
+class PortalUninstalled(PortalUnavailable):
+    code = "APP_UNINSTALLED"
+    state = "uninstalled"
+
+
+class PortalNeedsReauth(PortalUnavailable):
+    code = "NEEDS_REAUTH"
+    state = "needs-reauth"
+
+
+class RefreshBusy(AppError):
+    code = "TOKEN_REFRESH_BUSY"
+
+
+class RateLimitTimeout(AppError):
+    """The portal has no capacity within the caller's max_wait; nothing was reserved."""
+
+    code = "QUERY_LIMIT_EXCEEDED"
+
+    def __init__(self, retry_after: float, member_id: str = "") -> None:
+        super().__init__(f"portal {member_id or '?'} rate limit: next slot in {retry_after:.2f}s")
+        self.retry_after = retry_after
+        self.member_id = member_id
+
+
+class BadgeError(AppError):
+    code = "BADGE_ERROR"
+
+
+class IdempotencyError(AppError):
+    code = "IDEMPOTENCY_ERROR"

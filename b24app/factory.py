@@ -1,4 +1,4 @@
-"""The application factory: configuration, logging, Redis, blueprints, error handlers, CLI."""
+"""The application factory: configuration, logging, Redis, services, the web edge, the CLI."""
 from __future__ import annotations
 
 import logging
@@ -7,14 +7,13 @@ import uuid
 
 from flask import Flask, Response, request
 
-from . import cli, metrics
+from . import cli, web
 from .config import REPO_ROOT, Config, load_config
-from .embedded_redis import ensure_embedded
-from .errors import register_error_handlers
-from .logs import configure_logging, request_id_var
-from .redis_conn import connect
-from .services import build_services
-from .web import register_blueprints
+from .container import build_services
+from .observability.logs import configure_logging, request_id_var
+from .storage.connection import connect
+from .storage.embedded import ensure_embedded
+from .web.common import EXTENSION
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +41,12 @@ def create_app(config: Config | None = None, *, configure_logs: bool = True) -> 
 
     app = Flask(__name__, static_folder=str(REPO_ROOT / "static"), static_url_path="/static")
     app.config.update(SECRET_KEY=config.secret_key, MAX_CONTENT_LENGTH=MAX_BODY_BYTES)
-    app.json.sort_keys = False
-    app.extensions["b24"] = build_services(config, connect(redis_url))
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions[EXTENSION] = build_services(config, connect(redis_url))
 
     _register_request_hooks(app)
-    metrics.init_app(app)
-    register_error_handlers(app)
-    register_blueprints(app)
-    app.cli.add_command(cli.b24)
+    web.init_app(app)
+    app.cli.add_command(cli.make_group(create_app))
     return app
 
 

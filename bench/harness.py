@@ -34,9 +34,9 @@ from cryptography.fernet import Fernet
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from b24app.crypto import TokenCipher  # noqa: E402
-from b24app.sessions import SessionSigner  # noqa: E402
-from b24app.store import Installation, RedisInstallationStore  # noqa: E402
+from b24app.portals.sessions import SessionSigner  # noqa: E402
+from b24app.storage.crypto import TokenCipher  # noqa: E402
+from b24app.storage.installations import Installation, RedisInstallationStore  # noqa: E402
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/14"
 RESULTS = ROOT / "bench" / "results"
@@ -219,11 +219,11 @@ class Harness:
     def save_seeded(self, seeded: list[dict[str, Any]]) -> None:
         store = self.store()
         for chain in seeded:
-            store.save(Installation(member_id=chain["member_id"], domain=chain["domain"],
-                                    client_endpoint=chain["client_endpoint"], state="active", owner_user_id=1,
-                                    scope="crm,placement,user_brief", app_version=1,
-                                    access_token=chain["access_token"], refresh_token=chain["refresh_token"],
-                                    expires_at=chain["expires"], token_issued_at=time.time()))
+            store.activate(Installation(member_id=chain["member_id"], domain=chain["domain"],
+                                        client_endpoint=chain["client_endpoint"], owner_user_id=1,
+                                        scope="crm,placement,user_brief", app_version=1,
+                                        access_token=chain["access_token"], refresh_token=chain["refresh_token"],
+                                        expires_at=chain["expires"], token_issued_at=time.time()))
 
     def write(self, name: str, data: Any) -> Path:
         path = self.results / f"{name}.json"

@@ -16,7 +16,8 @@ from pathlib import Path
 import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from b24app.limiter import RateLimiter
+from b24app.bitrix.limiter import RateLimiter
+from b24app.storage import keys
 
 
 def main() -> int:
@@ -38,7 +39,7 @@ def main() -> int:
             samples.append(time.perf_counter() - start)
             assert waited == 0.0, "the no-wait path waited; raise the bench limits"
     finally:
-        client.delete(limiter.key(member_id))
+        client.delete(keys.rate(member_id))
         client.close()
 
     samples.sort()

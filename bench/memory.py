@@ -19,8 +19,9 @@ from typing import Any
 
 import redis
 
-from b24app.crypto import TokenCipher
-from b24app.store import Installation, RedisInstallationStore
+from b24app.storage import keys
+from b24app.storage.crypto import TokenCipher
+from b24app.storage.installations import Installation, RedisInstallationStore
 from bench.harness import Harness
 
 
@@ -28,8 +29,8 @@ def _record(i: int) -> Installation:
     member_id = secrets.token_hex(16)
     domain = f"b24-{i:06d}{secrets.token_hex(2)}.bitrix24.com"
     now = time.time()
-    return Installation(member_id=member_id, domain=domain, client_endpoint=f"https://{domain}/rest/", state="active",
-                        status="P", scope="crm,placement,user_brief", app_version=1, owner_user_id=1,
+    return Installation(member_id=member_id, domain=domain, client_endpoint=f"https://{domain}/rest/",
+                        plan="P", scope="crm,placement,user_brief", app_version=1, owner_user_id=1,
                         access_token=secrets.token_hex(35), refresh_token=secrets.token_hex(35),
                         expires_at=now + 3600, application_token=secrets.token_hex(16), installed_at=now,
                         token_issued_at=now)
@@ -49,7 +50,7 @@ def run(h: Harness, *, portals: int = 100_000, sample: int = 1000, threads: int 
 
     def save(i: int) -> tuple[str, str]:
         record = _record(i)
-        store.save(record)
+        store.activate(record)
         return record.member_id, record.domain
 
     with ThreadPoolExecutor(threads) as pool:
@@ -57,11 +58,11 @@ def run(h: Harness, *, portals: int = 100_000, sample: int = 1000, threads: int 
     write_seconds = time.perf_counter() - started
     used = int(client.info("memory")["used_memory"])
     chosen = random.Random(1).sample(records, min(sample, len(records)))
-    hash_bytes = [_usage(client, RedisInstallationStore.key(m)) for m, _ in chosen]
-    domain_bytes = [_usage(client, RedisInstallationStore.domain_key(d)) for _, d in chosen]
-    zset_share = _usage(client, RedisInstallationStore.PORTALS) / portals
+    hash_bytes = [_usage(client, keys.portal(m)) for m, _ in chosen]
+    domain_bytes = [_usage(client, keys.domain(d)) for _, d in chosen]
+    zset_share = _usage(client, keys.PORTALS) / portals
     per_portal = sum(hash_bytes) / len(chosen) + sum(domain_bytes) / len(chosen) + zset_share
-    encoding = client.object("encoding", RedisInstallationStore.key(chosen[0][0]))
+    encoding = client.object("encoding", keys.portal(chosen[0][0]))
 
     # the short-lived keys of a portal in use, sized once on one real-shaped example each
     member = chosen[0][0]

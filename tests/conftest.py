@@ -75,7 +75,7 @@ def _stack_session():
 def b24(_stack_session, redis_client: redis.Redis):
     """The app (real HTTP server thread) wired to a running sandbox; Redis is flushed for each test."""
     yield _stack_session
-    _stack_session.services.installations.wait_background()
+    _stack_session.services.portal_services.binder.wait()
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from b24app.badge_rules import (
+from b24app.badges.rules import (
     BADGE_TYPES,
     LANGUAGES,
     MAX_UNKNOWN_FIELDS_REPORTED,

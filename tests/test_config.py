@@ -133,7 +133,7 @@ def test_parse_accepts_rps_slash_burst(value, expected):
     "value", ["", "2", "2/", "/50", "0/50", "-1/50", "2/0", "2/1.5", "a/b", "2/50/1", "inf/50", "nan/5", "2:50"]
 )
 def test_parse_rejects_malformed_values(value):
-    with pytest.raises(ValueError, match="B24_RATE") as exc:
+    with pytest.raises(ConfigError, match="B24_RATE") as exc:
         parse_rate(value)
     assert "\n" not in str(exc.value)
     assert repr(value) in str(exc.value)

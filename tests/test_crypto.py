@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from cryptography.fernet import Fernet
 
-from b24app.crypto import TokenCipher, TokenDecryptError
+from b24app.storage.crypto import TokenCipher, TokenDecryptError
 
 OLD, NEW = Fernet.generate_key().decode(), Fernet.generate_key().decode()
 

@@ -9,8 +9,8 @@ import time
 import pytest
 import redis
 
-from b24app import idempotency
-from b24app.idempotency import (
+from b24app.storage import idempotency
+from b24app.storage.idempotency import (
     Conflict,
     IdempotencyStore,
     InProgress,
@@ -164,13 +164,6 @@ def test_raw_client_key_never_appears_in_redis(store, redis_client):
     assert names == [f"b24:idem:{{{MEMBER}}}:{digest}"]
     assert re.fullmatch(r"b24:idem:\{[0-9a-f]{32}\}:[0-9a-f]{64}", names[0])
     assert all(raw.encode() not in value for value in redis_client.hgetall(names[0]).values())
-
-
-def test_key_prefix_is_configurable(redis_client):
-    store = IdempotencyStore(redis_client, key_prefix="test:idem:")
-    started(store.begin(MEMBER, "k", FP))
-    (name,) = redis_client.keys("*")
-    assert name.decode().startswith(f"test:idem:{{{MEMBER}}}:")
 
 
 def test_works_with_a_decoding_client(redis_client, redis_url):

@@ -9,7 +9,8 @@ import time
 import pytest
 import redis
 
-from b24app.limiter import OperatingBudget, RateLimiter, RateLimitTimeout
+from b24app.bitrix.limiter import OperatingBudget, RateLimiter, RateLimitTimeout
+from b24app.storage import keys
 
 TOL = 0.05  # seconds of real time that pass between a test's Redis calls
 
@@ -98,7 +99,7 @@ def test_waiters_get_distinct_ordered_slots(redis_client):
 def test_max_wait_exceeded_raises_and_reserves_nothing(redis_client):
     sleep = FakeSleep()
     limiter = RateLimiter(redis_client, 1, 2, max_wait=1.5, sleep=sleep)
-    key = limiter.key("m1")
+    key = keys.rate("m1")
     assert limiter.acquire("m1") == 0.0
     assert 1.0 - TOL < limiter.acquire("m1") <= 1.0
     before = redis_client.get(key)

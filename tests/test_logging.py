@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from b24app import create_app
-from b24app.logs import REDACTED, configure_logging, redact
+from b24app.observability.logs import REDACTED, configure_logging, redact
 from tests.conftest import make_config
 from tests.support.processes import clean_env, gunicorn
 

@@ -14,7 +14,9 @@ import requests
 from cryptography.fernet import Fernet
 from prometheus_client.parser import text_string_to_metric_families
 
-from b24app import metrics
+from b24app.bitrix.errors import OTHER, outcome_label
+from b24app.bitrix.limiter import RateLimiter, RateLimitTimeout
+from b24app.observability import metrics
 from tests.conftest import TEST_REDIS_URL
 from tests.integration.api import session_for
 from tests.support.processes import clean_env, gunicorn
@@ -102,11 +104,11 @@ def test_portal_calls_refreshes_and_cache_are_counted_without_ids(b24) -> None:
 
 
 def test_limiter_waits_and_timeouts_are_counted(redis_client: redis.Redis) -> None:
-    limiter = metrics.MeteredRateLimiter(redis_client, rps=50, burst=2)
+    limiter = RateLimiter(redis_client, rps=50, burst=2)
     before = metrics.render().decode()
     for _ in range(3):  # capacity 1 (burst - 1): the 2nd and 3rd wait ~20 ms each
         limiter.acquire("metrics-limiter")
-    with pytest.raises(metrics.RateLimitTimeout):
+    with pytest.raises(RateLimitTimeout):
         limiter.acquire("metrics-limiter", max_wait=0)
     after = metrics.render().decode()
 
@@ -121,13 +123,13 @@ def test_limiter_waits_and_timeouts_are_counted(redis_client: redis.Redis) -> No
 
 
 def test_label_values_are_bounded() -> None:
-    assert metrics.outcome_label("ok") == "ok"
-    assert metrics.outcome_label("QUERY_LIMIT_EXCEEDED") == "QUERY_LIMIT_EXCEEDED"
-    assert metrics.outcome_label("expired_token") == "expired_token"
-    assert metrics.outcome_label("HTTP_502") == "HTTP_502"
-    assert metrics.outcome_label("ReadTimeout") == "ReadTimeout"
-    assert metrics.outcome_label("SOMETHING_A_PORTAL_MADE_UP_1234") == metrics.OTHER
-    assert metrics.outcome_label("") == metrics.OTHER
+    assert outcome_label("ok") == "ok"
+    assert outcome_label("QUERY_LIMIT_EXCEEDED") == "QUERY_LIMIT_EXCEEDED"
+    assert outcome_label("expired_token") == "expired_token"
+    assert outcome_label("HTTP_502") == "HTTP_502"
+    assert outcome_label("ReadTimeout") == "ReadTimeout"
+    assert outcome_label("SOMETHING_A_PORTAL_MADE_UP_1234") == OTHER
+    assert outcome_label("") == OTHER
     assert metrics.method_label("crm.activity.badge.add") == "crm.activity.badge.add"
     assert metrics.method_label("x\ny{}") == "other"
 

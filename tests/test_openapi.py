@@ -5,7 +5,7 @@ import re
 
 from openapi_spec_validator import validate
 
-from b24app import openapi
+from b24app.web import openapi
 
 _PARAM = re.compile(r"<[^>]+>|\{[^}]+\}")
 _IGNORED_METHODS = {"HEAD", "OPTIONS"}

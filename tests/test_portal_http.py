@@ -11,7 +11,7 @@ import pytest
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from b24app.portal_http import PortalHTTP, TransportFailure
+from b24app.bitrix.transport import PortalHTTP, TransportFailure
 
 SEEN: list[dict] = []
 

@@ -11,14 +11,13 @@ import pytest
 import redis
 from cryptography.fernet import Fernet
 
-from b24app.crypto import TokenCipher
-from b24app.store import (
-    ACTIVE,
-    NEEDS_REAUTH,
-    UNINSTALLED,
+from b24app.storage import keys
+from b24app.storage.crypto import TokenCipher
+from b24app.storage.installations import (
     Installation,
     InstallationStore,
     MemoryInstallationStore,
+    PortalState,
     RedisInstallationStore,
 )
 
@@ -27,7 +26,7 @@ KEY = Fernet.generate_key().decode()
 
 def sample(member_id: str = "m1", **overrides) -> Installation:
     base = Installation(member_id=member_id, domain="Portal.Example.com", client_endpoint="https://portal.example.com/rest/",
-                        state=ACTIVE, status="P", scope="crm,placement", app_version=1, owner_user_id=1,
+                        plan="P", scope="crm,placement", app_version=1, owner_user_id=1,
                         access_token="access-1", refresh_token="refresh-1", expires_at=2_000_000_000.0,
                         application_token="apptoken-1", token_issued_at=1_700_000_000.0)
     return Installation(**{**base.__dict__, **overrides})
@@ -43,7 +42,7 @@ def store(request, redis_client: redis.Redis) -> Iterator[InstallationStore]:
 
 def test_save_and_get_round_trip(store: InstallationStore) -> None:
     assert store.get("m1") is None
-    store.save(sample())
+    store.activate(sample())
     record = store.get("m1")
     assert record is not None
     assert record.domain == "portal.example.com"
@@ -58,15 +57,15 @@ def test_save_and_get_round_trip(store: InstallationStore) -> None:
 
 
 def test_save_keeps_the_first_install_time(store: InstallationStore) -> None:
-    store.save(sample())
+    store.activate(sample())
     first = store.get("m1").installed_at
-    store.save(sample(access_token="access-2"))
+    store.activate(sample(access_token="access-2"))
     assert store.get("m1").installed_at == first
     assert store.get("m1").access_token == "access-2"
 
 
 def test_find_by_domain_follows_domain_changes(store: InstallationStore) -> None:
-    store.save(sample())
+    store.activate(sample())
     assert store.find_by_domain("portal.example.com").member_id == "m1"
     assert store.update("m1", domain="new.example.com", client_endpoint="https://new.example.com/rest/")
     assert store.find_by_domain("portal.example.com") is None
@@ -74,28 +73,42 @@ def test_find_by_domain_follows_domain_changes(store: InstallationStore) -> None
 
 
 def test_update_needs_an_existing_record_and_known_fields(store: InstallationStore) -> None:
-    assert store.update("ghost", state=ACTIVE) is False
+    assert store.update("ghost", last_error="x") is False
     assert store.get("ghost") is None
-    store.save(sample())
-    assert store.update("m1", state=NEEDS_REAUTH, last_error="invalid_grant")
-    assert store.get("m1").state == NEEDS_REAUTH
-    assert store.get("m1").last_error == "invalid_grant"
+    store.activate(sample())
+    assert store.update("m1", plan="T", last_error="binding failed")
+    assert (store.get("m1").plan, store.get("m1").last_error) == ("T", "binding failed")
     with pytest.raises(ValueError, match="not updatable"):
         store.update("m1", access_token="sneaky")
-    with pytest.raises(ValueError, match="unknown state"):
-        store.update("m1", state="zombie")
+    with pytest.raises(ValueError, match="not updatable"):
+        store.update("m1", state=PortalState.NEEDS_REAUTH)
+
+
+def test_activate_makes_the_portal_active_whatever_the_record_says(store: InstallationStore) -> None:
+    record = store.activate(sample(state=PortalState.UNINSTALLED))
+    assert record.state == store.get("m1").state == PortalState.ACTIVE
+
+
+def test_needs_reauth_keeps_the_chain_and_says_why(store: InstallationStore) -> None:
+    assert store.needs_reauth("ghost", "x") is False
+    store.activate(sample())
+    assert store.needs_reauth("m1", "invalid_grant")
+    record = store.get("m1")
+    assert (record.state, record.last_error, record.refresh_token) == (PortalState.NEEDS_REAUTH, "invalid_grant",
+                                                                       "refresh-1")
+    assert record.chain_dead
 
 
 def test_update_application_token(store: InstallationStore) -> None:
-    store.save(sample())
+    store.activate(sample())
     store.update("m1", application_token="apptoken-2")
     assert store.get("m1").application_token == "apptoken-2"
     assert store.get("m1").access_token == "access-1"
 
 
 def test_swap_tokens_is_compare_and_set(store: InstallationStore) -> None:
-    store.save(sample())
-    assert store.swap_tokens("m1", "refresh-1", "access-2", "refresh-2", 2_100_000_000.0, state=ACTIVE)
+    store.activate(sample())
+    assert store.swap_tokens("m1", "refresh-1", "access-2", "refresh-2", 2_100_000_000.0)
     record = store.get("m1")
     assert (record.access_token, record.refresh_token, record.expires_at) == ("access-2", "refresh-2",
                                                                               2_100_000_000.0)
@@ -107,7 +120,7 @@ def test_swap_tokens_is_compare_and_set(store: InstallationStore) -> None:
 
 
 def test_concurrent_swaps_let_exactly_one_win(store: InstallationStore) -> None:
-    store.save(sample())
+    store.activate(sample())
     wins: list[int] = []
     barrier = threading.Barrier(16)
 
@@ -125,21 +138,21 @@ def test_concurrent_swaps_let_exactly_one_win(store: InstallationStore) -> None:
     assert store.get("m1").refresh_token == f"refresh-new-{wins[0]}"
 
 
-def test_clear_tokens_keeps_the_record_without_secrets(store: InstallationStore) -> None:
-    store.save(sample())
-    assert store.clear_tokens("m1", UNINSTALLED, "uninstalled by portal")
+def test_uninstall_keeps_the_record_without_secrets(store: InstallationStore) -> None:
+    store.activate(sample())
+    assert store.uninstall("m1", "uninstalled by portal")
     record = store.get("m1")
-    assert record.state == UNINSTALLED
+    assert record.state == PortalState.UNINSTALLED
     assert record.access_token is None
     assert record.refresh_token is None
     assert record.application_token is None
     assert record.domain == "portal.example.com"
-    assert not store.clear_tokens("ghost", UNINSTALLED)
+    assert not store.uninstall("ghost", "x")
 
 
 def test_delete_forgets_everything(store: InstallationStore) -> None:
-    store.save(sample())
-    store.save(sample("m2", domain="other.example.com"))
+    store.activate(sample())
+    store.activate(sample("m2", domain="other.example.com"))
     store.delete("m1")
     assert store.get("m1") is None
     assert store.find_by_domain("portal.example.com") is None
@@ -148,7 +161,7 @@ def test_delete_forgets_everything(store: InstallationStore) -> None:
 
 def test_redis_holds_no_token_in_clear(redis_client: redis.Redis) -> None:
     store = RedisInstallationStore(redis_client, TokenCipher([KEY]))
-    store.save(sample())
+    store.activate(sample())
     store.swap_tokens("m1", "refresh-1", "access-2", "refresh-2", 5.0)
     dump = b"".join(k + b"".join(redis_client.hgetall(k).keys()) + b"".join(redis_client.hgetall(k).values())
                     if redis_client.type(k) == b"hash" else k for k in redis_client.keys("*"))
@@ -158,15 +171,20 @@ def test_redis_holds_no_token_in_clear(redis_client: redis.Redis) -> None:
 
 def test_key_rotation_reads_old_records_and_rewrites_them(redis_client: redis.Redis) -> None:
     old_key, new_key = KEY, Fernet.generate_key().decode()
-    RedisInstallationStore(redis_client, TokenCipher([old_key])).save(sample())
-    before = redis_client.hget(RedisInstallationStore.key("m1"), "tokens")
+    RedisInstallationStore(redis_client, TokenCipher([old_key])).activate(sample())
+    before = redis_client.hget(keys.portal("m1"), "tokens")
     rotated = RedisInstallationStore(redis_client, TokenCipher([new_key, old_key]))
     assert rotated.get("m1").access_token == "access-1"
-    after = redis_client.hget(RedisInstallationStore.key("m1"), "tokens")
+    after = redis_client.hget(keys.portal("m1"), "tokens")
     assert after != before
     Fernet(new_key).decrypt(after)  # rewritten under the new key
     assert RedisInstallationStore(redis_client, TokenCipher([new_key])).get("m1").application_token == "apptoken-1"
 
 
 def test_redis_keys_share_a_cluster_slot_per_portal() -> None:
-    assert RedisInstallationStore.key("abc123") == "b24:portal:{abc123}"
+    per_portal = [keys.portal("abc123"), keys.refresh_lock("abc123"), keys.rate("abc123"), keys.operating("abc123"),
+                  keys.badge_cache("abc123"), keys.deal("abc123", 7), keys.deal_lock("abc123", 7),
+                  keys.idempotency("abc123", "f" * 64), keys.oauth_state("abc123", "nonce")]
+    assert keys.portal("abc123") == "b24:portal:{abc123}"
+    for key in per_portal:
+        assert key.startswith("b24:") and key.index("{abc123}") == key.index("{"), key

@@ -1,11 +1,13 @@
-"""HTTP layer: thin blueprints over the services."""
+"""The HTTP edge: blueprints over the services, and the one place that maps exceptions to responses."""
 from __future__ import annotations
 
 from flask import Flask
 
-from . import api, events, frame, health, install, metrics
+from . import api, errors, events, frame, health, install, metrics
 
 
-def register_blueprints(app: Flask) -> None:
+def init_app(app: Flask) -> None:
+    metrics.init_app(app)
+    errors.init_app(app)
     for module in (health, install, events, frame, api, metrics):
         app.register_blueprint(module.bp)

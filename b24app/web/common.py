@@ -1,25 +1,27 @@
-"""Helpers shared by the blueprints: reaching the services, framed-page headers, verification errors."""
+"""What the blueprints share: the one accessor of the process's services, and framed-page headers."""
 from __future__ import annotations
 
-from flask import Response, current_app, make_response, render_template
+from flask import Flask, Response, current_app, make_response, render_template
 
-from ..errors import AppError
-from ..installations import Installations, Unverified
-from ..services import Services
+from ..container import PortalServices, Services
+from ..errors import ConfigIncomplete
 
+EXTENSION = "b24"
 FRAME_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
              "connect-src 'self'; font-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors {origin}")
 
 
-def services() -> Services:
-    return current_app.extensions["b24"]
+def services(app: Flask | None = None) -> Services:
+    found: Services = (app or current_app).extensions[EXTENSION]
+    return found
 
 
-def installations() -> Installations:
-    found = services().installations
+def portal_services(app: Flask | None = None) -> PortalServices:
+    """The services that need the app's credentials; CONFIG_INCOMPLETE without them."""
+    found = services(app).portal_services
     if found is None:
-        raise AppError("The app is not configured: B24_CLIENT_ID and B24_CLIENT_SECRET are missing.",
-                       code="CONFIG_INCOMPLETE", status=503)
+        raise ConfigIncomplete("B24_CLIENT_ID", "The app is not configured: B24_CLIENT_ID and B24_CLIENT_SECRET "
+                                                "are missing.")
     return found
 
 
@@ -29,9 +31,3 @@ def framed_page(template: str, origin: str, status: int = 200, **context: object
     response.headers["Content-Security-Policy"] = FRAME_CSP.format(origin=origin)
     response.headers["Cache-Control"] = "no-store"
     return response
-
-
-def unverified_error(exc: Unverified) -> AppError:
-    code = {400: "BAD_REQUEST", 403: "ACCESS_DENIED", 404: "NOT_FOUND", 503: "SERVICE_UNAVAILABLE"}.get(
-        exc.status, "UNVERIFIED")
-    return AppError(exc.reason[:1].upper() + exc.reason[1:] + ".", code=code, status=exc.status)

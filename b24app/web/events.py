@@ -1,20 +1,19 @@
-"""POST /events: ONAPPINSTALL, ONAPPUPDATE, ONAPPUNINSTALL from the portal's event queue.
-
-Events have no retries (§1.6), so the handler verifies, stores and answers at once; re-binding after
-an update runs in the background.
-"""
+"""POST /events: ONAPPINSTALL, ONAPPUPDATE, ONAPPUNINSTALL from the portal's event queue (portals/events.py)."""
 from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 
-from .common import installations
+from ..errors import Unverified
+from .common import portal_services
+from .errors import status_of
 
 bp = Blueprint("events", __name__)
 
 
 @bp.post("/events")
 def events() -> tuple[Response, int]:
-    outcome = installations().handle_event(request.form)
-    body = {"status": "ok"} if outcome.status == 200 else {"error": "EVENT_REJECTED",
-                                                           "error_description": outcome.message}
-    return jsonify(body), outcome.status
+    try:
+        portal_services().events.handle(request.form)
+    except Unverified as exc:
+        return jsonify(error="EVENT_REJECTED", error_description=exc.description), status_of(exc)
+    return jsonify(status="ok"), 200

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import redis
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, jsonify
+
+from .common import services
 
 bp = Blueprint("health", __name__)
 
@@ -14,13 +16,13 @@ def healthz() -> Response:
 
 @bp.get("/readyz")
 def readyz() -> Response | tuple[Response, int]:
-    ctx = current_app.extensions["b24"]
-    missing = ctx.config.missing()
+    found = services()
+    missing = found.config.missing()
     if missing:
         return jsonify(error="CONFIG_INCOMPLETE",
                        error_description=f"configuration incomplete: {', '.join(missing)} not set"), 503
     try:
-        ctx.redis.ping()
+        found.redis.ping()
     except (redis.RedisError, OSError) as exc:
         return jsonify(error="REDIS_UNAVAILABLE",
                        error_description=f"Redis does not answer: {type(exc).__name__}"), 503

@@ -1,7 +1,7 @@
-// Client-side hints that mirror the server's badge rules (b24app/badge_rules.py) exactly:
+// Client-side hints that mirror the server's badge rules (b24app/badges/rules.py) exactly:
 // same limits, same field names (`code`, `title`, `title.<lang>`, …), same messages (as i18n keys
 // whose English text is the server's message). The server stays the authority; these only save a
-// round trip and show the problem where the user is typing.
+// round trip and show the problem where the user is typing. tests/unit/test_rules_agree.py proves they agree.
 
 export const BADGE_TYPES = ["success", "failure", "warning", "primary", "secondary"];
 export const LANGUAGE_IDS = ["en", "de", "ru", "ua", "kz", "by", "pl", "fr", "es", "la", "br", "it", "tr",
@@ -9,6 +9,8 @@ export const LANGUAGE_IDS = ["en", "de", "ru", "ua", "kz", "by", "pl", "fr", "es
 export const MAX_CODE_LENGTH = 30;
 export const MAX_TEXT_LENGTH = 255;
 export const MAX_LANGUAGES = 20;
+// An unknown language key is named in an error as its first 32 code points and "…", as on the server.
+const MAX_LANG_NAME = 32;
 
 const CODE_RE = /^[A-Za-z][A-Za-z0-9_]*$/;
 // Unicode categories Cc (controls) and Cs (lone surrogates), as unicodedata.category() sees them.
@@ -81,19 +83,24 @@ function textOf(name, raw, fields) {
   }
   const map = {};
   for (const [lang, text] of raw) {
-    const field = `${name}.${lang}`;
+    const field = `${name}.${clip(lang, MAX_LANG_NAME)}`;
     if (!LANGUAGE_IDS.includes(lang)) fields[field] = { key: "rule.unknownLanguage" };
     else if (lang in map) fields[field] = { key: "rule.duplicateLanguage" };
     else {
       const error = checkText(text);
       if (error) fields[field] = error;
-      map[lang] = pyStrip(text);
+      map[lang] = typeof text === "string" ? pyStrip(text) : text;
     }
   }
   return map;
 }
 
-/** What Bitrix24 shows for a title/value: the user's language → `en` → the first entry (protocol §5.2). */
+function clip(text, limit) {
+  const points = [...text];
+  return points.length <= limit ? text : points.slice(0, limit).join("") + "…";
+}
+
+/** What Bitrix24 shows for a title/value: the user's language → `en` → the first entry (docs/bitrix24-protocol.md §5.2). */
 export function displayText(text, lang) {
   if (typeof text === "string") return text;
   if (Array.isArray(text)) return text.length ? asText(text[0]) : "";

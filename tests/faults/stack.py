@@ -17,10 +17,10 @@ import redis
 import requests
 from cryptography.fernet import Fernet
 
-from b24app.crypto import TokenCipher
 from b24app.sandbox.launcher import SandboxServer, start_sandbox
 from b24app.sandbox.models import Portal
-from b24app.store import RedisInstallationStore
+from b24app.storage.crypto import TokenCipher
+from b24app.storage.installations import RedisInstallationStore
 from tests.support.processes import Served, clean_env, free_port, gunicorn
 
 

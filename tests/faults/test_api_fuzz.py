@@ -28,8 +28,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
-from b24app import openapi
-from b24app.badge_rules import LANGUAGE_IDS
+from b24app.badges.rules import LANGUAGE_IDS
+from b24app.web import openapi
 from tests.conftest import TEST_REDIS_URL
 from tests.faults.stack import gunicorn_stack
 from tests.integration.helpers import redis_dump

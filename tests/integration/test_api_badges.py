@@ -90,7 +90,7 @@ def test_api_needs_a_valid_session(b24, header: str) -> None:
 
 
 def test_a_session_of_another_deployment_is_refused(b24) -> None:
-    from b24app.sessions import SessionSigner
+    from b24app.portals.sessions import SessionSigner
 
     portal = b24.installed_portal()
     foreign = SessionSigner("another-secret-key-" * 3, audience=b24.config.client_id).issue(
@@ -126,7 +126,7 @@ def test_a_cached_list_is_never_served_for_a_portal_that_cannot_use_the_app(b24)
         api.post("/badges", json=SEED)
         assert api.get("/badges").headers["X-Cache"] == "miss"
         assert api.get("/badges").headers["X-Cache"] == "hit"
-    b24.services.installations.store.update(reauth.member_id, state="needs-reauth")
+    b24.services.store.needs_reauth(reauth.member_id, "")
     b24.sandbox.uninstall(gone)
     refused = apis[reauth.member_id].get("/badges")
     assert (refused.status_code, refused.json()["error"]) == (409, "NEEDS_REAUTH")

@@ -7,10 +7,10 @@ import time
 import pytest
 import requests
 
-from b24app.rest_errors import OwnerCannotAct
-from b24app.sessions import InvalidSession, SessionSigner
-from b24app.store import ACTIVE, NEEDS_REAUTH
-from b24app.tokens import PortalUnavailable
+from b24app.bitrix.errors import OwnerCannotAct
+from b24app.errors import PortalUnavailable
+from b24app.portals.sessions import InvalidSession, SessionSigner
+from b24app.storage.installations import PortalState
 
 
 def _session_from(html: str) -> str:
@@ -25,7 +25,7 @@ def test_app_page_for_an_admin(b24) -> None:
     assert result.status == 200
     assert f"frame-ancestors http://{portal.domain}" in result.headers["Content-Security-Policy"]
     assert "X-Frame-Options" not in result.headers
-    session = b24.services.installations.sessions.verify(_session_from(result.body))
+    session = b24.services.portal_services.sessions.verify(_session_from(result.body))
     assert (session.member_id, session.user_id, session.is_admin) == (portal.member_id, 1, True)
     assert session.expires_at - time.time() <= 900
 
@@ -36,7 +36,7 @@ def test_app_page_for_a_regular_user_and_a_placement(b24) -> None:
     assert result.status == 200
     assert 'data-deal-id="7"' in result.body
     assert 'data-placement="CRM_DEAL_DETAIL_TAB"' in result.body
-    session = b24.services.installations.sessions.verify(_session_from(result.body))
+    session = b24.services.portal_services.sessions.verify(_session_from(result.body))
     assert (session.user_id, session.is_admin) == (2, False)
 
 
@@ -100,7 +100,7 @@ def test_portal_unknown_to_the_app_gets_a_clear_page(b24, redis_client) -> None:
     assert "administrator must open it" in result.body
     admin = b24.sandbox.open_app(portal, user_id=1)
     assert admin.status == 200, "an admin's visit sets the portal up again"
-    assert b24.services.store.get(portal.member_id).state == ACTIVE
+    assert b24.services.store.get(portal.member_id).state == PortalState.ACTIVE
 
 
 def test_uninstalled_portal_gets_a_page_not_a_500(b24) -> None:
@@ -112,23 +112,23 @@ def test_uninstalled_portal_gets_a_page_not_a_500(b24) -> None:
     assert response.status_code == 401
     assert response.headers["Content-Type"].startswith("text/html")
     with pytest.raises(PortalUnavailable):
-        b24.services.installations.portal(portal.member_id)
+        b24.services.portal_services.clients.portal(portal.member_id)
 
 
 def test_owner_hand_over_after_the_owner_is_fired(b24) -> None:
     portal = b24.installed_portal()
-    client = b24.services.installations.portal(portal.member_id)
+    client = b24.services.portal_services.clients.portal(portal.member_id)
     assert client.call("profile").result["ID"] in (1, "1")
     b24.sandbox.fire_user(portal, 1)
     with pytest.raises(OwnerCannotAct):
         client.call("profile")
     record = b24.services.store.get(portal.member_id)
-    assert record.state == NEEDS_REAUTH
+    assert record.state == PortalState.NEEDS_REAUTH
     assert "authorization_error" in record.last_error
     page = b24.sandbox.open_app(portal, user_id=2)
-    assert b24.services.store.get(portal.member_id).state == NEEDS_REAUTH, "a non-admin cannot take over"
+    assert b24.services.store.get(portal.member_id).state == PortalState.NEEDS_REAUTH, "a non-admin cannot take over"
     assert page.status == 409
     assert b24.sandbox.open_app(portal, user_id=3).status == 200
     record = b24.services.store.get(portal.member_id)
-    assert (record.state, record.owner_user_id) == (ACTIVE, 3)
-    assert b24.services.installations.portal(portal.member_id).call("profile").result["ID"] in (3, "3")
+    assert (record.state, record.owner_user_id) == (PortalState.ACTIVE, 3)
+    assert b24.services.portal_services.clients.portal(portal.member_id).call("profile").result["ID"] in (3, "3")

@@ -4,18 +4,16 @@ from __future__ import annotations
 import json
 import time
 
-from b24app.cli import b24 as b24_group
-from b24app.store import NEEDS_REAUTH
 from tests.integration.helpers import oauth_counters
 
 
 def _run(b24, *args: str, input: str | None = None):
-    return b24.app.test_cli_runner().invoke(b24_group, list(args), input=input, catch_exceptions=False)
+    return b24.app.test_cli_runner().invoke(args=["b24", *args], input=input, catch_exceptions=False)
 
 
 def test_portals_lists_state_and_token_age(b24) -> None:
     first, second = b24.installed_portal(), b24.installed_portal()
-    b24.services.store.update(second.member_id, state=NEEDS_REAUTH, last_error="invalid_grant: chain died")
+    b24.services.store.needs_reauth(second.member_id, "invalid_grant: chain died")
     result = _run(b24, "portals")
     assert result.exit_code == 0
     lines = result.output.splitlines()

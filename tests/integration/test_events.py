@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import requests
 
-from b24app.store import ACTIVE, UNINSTALLED
+from b24app.storage.installations import PortalState
 from tests.integration.helpers import eventually, keys_mentioning, redis_dump, sandbox_secrets
 
 
@@ -21,9 +21,9 @@ def test_update_stores_the_new_token_and_rebinds(b24) -> None:
     record = b24.services.store.get(portal.member_id)
     assert record.application_token == b24.sandbox.application_token(portal) != old_token
     assert record.app_version == 2
-    assert record.state == ACTIVE
+    assert record.state == PortalState.ACTIVE
     eventually(lambda: len(_bound(b24, portal)[0]) == 3 and len(_bound(b24, portal)[1]) == 1)
-    b24.services.installations.bind(portal.member_id)
+    b24.services.portal_services.binder.bind(portal.member_id)
     assert len(_bound(b24, portal)[0]) == 3, "rebinding never duplicates"
 
 
@@ -35,7 +35,7 @@ def test_uninstall_with_the_right_token_drops_the_tokens(b24, redis_client) -> N
     deliveries = b24.sandbox.uninstall(portal, clean=True)
     assert [(d.event, d.status) for d in deliveries] == [("ONAPPUNINSTALL", 200)]
     record = b24.services.store.get(portal.member_id)
-    assert record.state == UNINSTALLED
+    assert record.state == PortalState.UNINSTALLED
     assert not record.has_tokens
     assert record.application_token is None
     assert not redis_client.exists(cache_key), "data[CLEAN]=1 removes the portal's data"
@@ -49,7 +49,7 @@ def test_uninstall_without_clean_keeps_the_data(b24, redis_client) -> None:
     cache_key = f"b24:deal:{{{portal.member_id}}}:7"
     redis_client.set(cache_key, "1")
     b24.sandbox.uninstall(portal, clean=False)
-    assert b24.services.store.get(portal.member_id).state == UNINSTALLED
+    assert b24.services.store.get(portal.member_id).state == PortalState.UNINSTALLED
     assert redis_client.exists(cache_key)
 
 

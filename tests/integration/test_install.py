@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import requests
 
-from b24app.store import ACTIVE
+from b24app.storage.installations import PortalState
 from tests.integration.helpers import keys_mentioning, oauth_counters, portal_requests, redis_dump, sandbox_secrets
 
 
@@ -31,11 +31,11 @@ def test_install_verifies_stores_and_binds(b24, redis_client) -> None:
     assert "X-Frame-Options" not in result.headers
 
     record = b24.services.store.get(portal.member_id)
-    assert record.state == ACTIVE
+    assert record.state == PortalState.ACTIVE
     assert record.domain == portal.domain
     assert record.client_endpoint == f"http://{portal.domain}/rest/"
     assert record.owner_user_id == 1
-    assert record.status == "F"
+    assert record.plan == "F"
     assert record.has_tokens
     assert b24.services.store.find_by_domain(portal.domain).member_id == portal.member_id
 
@@ -54,7 +54,7 @@ def test_install_verifies_stores_and_binds(b24, redis_client) -> None:
 
 def test_binding_is_idempotent(b24) -> None:
     portal = b24.installed_portal()
-    report = b24.services.installations.bind(portal.member_id)
+    report = b24.services.portal_services.binder.bind(portal.member_id)
     assert report.bound == []
     assert len(report.already) == 4
     events, placements = _bound(b24, portal)
@@ -67,7 +67,7 @@ def test_rest_only_install_form(b24) -> None:
     result = b24.sandbox.install(portal, rest_only=True)
     assert result.status == 200, result.body
     record = b24.services.store.get(portal.member_id)
-    assert record.state == ACTIVE
+    assert record.state == PortalState.ACTIVE
     assert record.application_token == b24.sandbox.application_token(portal)
     from tests.integration.helpers import eventually
 

@@ -5,7 +5,7 @@ import io
 import json
 import logging
 
-from b24app.logs import configure_logging
+from b24app.observability.logs import configure_logging
 from tests.integration.helpers import sandbox_secrets
 
 
@@ -15,13 +15,13 @@ def test_full_lifecycle_at_debug_logs_no_secret(b24) -> None:
     logging.getLogger().setLevel(logging.DEBUG)
     try:
         portal = b24.installed_portal()
-        client = b24.services.installations.portal(portal.member_id)
+        client = b24.services.portal_services.clients.portal(portal.member_id)
         client.call("crm.activity.badge.add", {"code": "logCheck", "title": "t", "value": "v", "type": "success"})
         b24.sandbox.expire_tokens(portal)
         client.call("crm.activity.badge.list")  # reactive refresh
         b24.sandbox.open_app(portal, user_id=1)
         b24.sandbox.update(portal, version=2)
-        b24.services.installations.wait_background()
+        b24.services.portal_services.binder.wait()
         secrets = sandbox_secrets(b24.sandbox, portal.member_id)  # the sandbox forgets them on uninstall
         b24.sandbox.uninstall(portal)
     finally:

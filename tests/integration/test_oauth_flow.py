@@ -6,8 +6,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from b24app.store import ACTIVE, NEEDS_REAUTH
-from b24app.tokens import PortalUnavailable
+from b24app.errors import PortalUnavailable
+from b24app.storage.installations import PortalState
 from tests.integration.helpers import oauth_counters
 
 
@@ -30,8 +30,8 @@ def _dead_chain(b24):
     b24.sandbox.revoke_refresh(portal)
     b24.sandbox.expire_tokens(portal)
     with pytest.raises(PortalUnavailable):
-        b24.services.installations.portal(portal.member_id).call("profile")
-    assert b24.services.store.get(portal.member_id).state == NEEDS_REAUTH
+        b24.services.portal_services.clients.portal(portal.member_id).call("profile")
+    assert b24.services.store.get(portal.member_id).state == PortalState.NEEDS_REAUTH
     return portal
 
 
@@ -44,8 +44,8 @@ def test_code_flow_revives_a_portal_that_needs_reauthorization(b24) -> None:
     assert "Authorization renewed" in done.text
     assert oauth_counters(b24.sandbox)["code_ok"] == before + 1
     record = b24.services.store.get(portal.member_id)
-    assert (record.state, record.last_error) == (ACTIVE, "")
-    assert b24.services.installations.portal(portal.member_id).call("profile").result["ADMIN"] is True
+    assert (record.state, record.last_error) == (PortalState.ACTIVE, "")
+    assert b24.services.portal_services.clients.portal(portal.member_id).call("profile").result["ADMIN"] is True
 
 
 def test_replayed_state_is_refused(b24) -> None:

@@ -13,9 +13,8 @@ from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 
-from b24app.limiter import OperatingBudget
-from b24app.rest import PortalClient, RetryPolicy, build_query
-from b24app.rest_errors import (
+from b24app.bitrix.client import PortalClient, RetryPolicy, build_query
+from b24app.bitrix.errors import (
     RULES,
     AccessDenied,
     AppNotInstalled,
@@ -27,6 +26,9 @@ from b24app.rest_errors import (
     QueryLimitExceeded,
     TokenError,
 )
+from b24app.bitrix.limiter import OperatingBudget
+from b24app.storage import keys
+from b24app.web.errors import status_of
 from tests.integration.helpers import oauth_counters, portal_requests
 from tests.integration.test_tokens import _environ
 from tests.support import workers
@@ -46,9 +48,9 @@ STATUSES = {"expired_token": 401, "invalid_token": 401, "no_auth_found": 401, "a
 
 
 def _client(b24, portal, sleeps: list[float], **kwargs) -> PortalClient:
-    installations = b24.services.installations
-    return PortalClient(portal.member_id, store=installations.store, tokens=installations.tokens,
-                        oauth=installations.oauth, http=b24.services.portal_http, allow_http=True,
+    clients = b24.services.portal_services.clients
+    return PortalClient(portal.member_id, store=clients.store, tokens=clients.tokens,
+                        oauth=clients.oauth, http=b24.services.transport, allow_http=True,
                         retry=RetryPolicy(max_attempts=3, max_wait=1000), sleep=sleeps.append, **kwargs)
 
 
@@ -77,8 +79,8 @@ def test_every_error_code_has_its_decided_behaviour(b24, code: str) -> None:
             client.call("profile")
         assert isinstance(err.value, rule.error_class)
         assert err.value.code == wire_code
-        assert err.value.api_status != 500
-        assert 400 <= err.value.api_status < 500 or err.value.api_status == 503
+        assert status_of(err.value) != 500
+        assert 400 <= status_of(err.value) < 500 or status_of(err.value) == 503
         assert oauth_counters(b24.sandbox)["refresh_ok"] == refresh_before, "no refresh for this code"
         assert portal_requests(b24.sandbox, portal.member_id)["profile"] == 2, "no retry"
         assert sleeps == []
@@ -104,7 +106,7 @@ def test_writes_are_not_retried_on_a_server_error(b24) -> None:
     b24.sandbox.faults.add(portal, "crm.activity.badge.add", "500")
     with pytest.raises(B24Error) as err:
         client.call("crm.activity.badge.add", {"code": "x1", "title": "t", "value": "v", "type": "success"})
-    assert err.value.api_status == 503
+    assert status_of(err.value) == 503
     assert portal_requests(b24.sandbox, portal.member_id)["crm.activity.badge.add"] == 1
     assert sleeps == []
 
@@ -149,7 +151,7 @@ def test_query_limit_waits_are_bounded(b24) -> None:
     b24.sandbox.faults.add(portal, "profile", "error", count=10, error="QUERY_LIMIT_EXCEEDED", status=503)
     with pytest.raises(QueryLimitExceeded) as err:
         client.call("profile")
-    assert err.value.api_status == 503
+    assert status_of(err.value) == 503
     assert len(sleeps) == 2, "max_attempts bounds the retries"
     # 1 s for the bucket plus exponential backoff (0.5 s × 1.5^n) with ±20% jitter
     assert 1.4 <= sleeps[0] <= 1.6
@@ -157,9 +159,9 @@ def test_query_limit_waits_are_bounded(b24) -> None:
 
 
 def _operating_client(b24, portal, sleeps: list[float], limit: float) -> PortalClient:
-    installations = b24.services.installations
-    return PortalClient(portal.member_id, store=installations.store, tokens=installations.tokens,
-                        oauth=installations.oauth, http=b24.services.portal_http, allow_http=True,
+    clients = b24.services.portal_services.clients
+    return PortalClient(portal.member_id, store=clients.store, tokens=clients.tokens,
+                        oauth=clients.oauth, http=b24.services.transport, allow_http=True,
                         budget=OperatingBudget(b24.services.redis, limit=limit),
                         retry=RetryPolicy(max_attempts=3, max_wait=5), sleep=sleeps.append)
 
@@ -201,12 +203,12 @@ def test_small_operating_reports_are_stored_only_to_replace_a_large_one(b24, cos
     field = f"{costly_list}:op"
     client = _operating_client(b24, portal, [], limit=480)
     client.call(costly_list)
-    assert b24.services.redis.hget(budget.key(portal.member_id), field) is None
+    assert b24.services.redis.hget(keys.operating(portal.member_id), field) is None
     budget.record(portal.member_id, costly_list, 300.0, time.time() + 60)
     client.call(costly_list)
-    assert float(b24.services.redis.hget(budget.key(portal.member_id), field)) == pytest.approx(8.0)
+    assert float(b24.services.redis.hget(keys.operating(portal.member_id), field)) == pytest.approx(8.0)
     client.call(costly_list)
-    assert float(b24.services.redis.hget(budget.key(portal.member_id), field)) == pytest.approx(8.0), \
+    assert float(b24.services.redis.hget(keys.operating(portal.member_id), field)) == pytest.approx(8.0), \
         "once the large report is replaced, small ones are not written again"
 
 
@@ -223,7 +225,7 @@ def test_a_429_parks_the_method_until_its_reset(b24, costly_list: str) -> None:
 
 def test_batch_chunks_results_and_errors(b24) -> None:
     portal = b24.installed_portal(rate=None)
-    client = b24.services.installations.portal(portal.member_id)
+    client = b24.services.portal_services.clients.portal(portal.member_id)
     commands = {f"c{i}": ("crm.activity.badge.add", {"code": f"b{i}", "title": {"en": f"T{i}"}, "value": "v",
                                                       "type": "success"}) for i in range(120)}
     commands["c5"] = ("crm.activity.badge.add", {"code": "b5", "title": "t", "value": "v", "type": "lavender"})
@@ -240,7 +242,7 @@ def test_batch_chunks_results_and_errors(b24) -> None:
 
 def test_batch_halt_and_references(b24) -> None:
     portal = b24.installed_portal(rate=None)
-    client = b24.services.installations.portal(portal.member_id)
+    client = b24.services.portal_services.clients.portal(portal.member_id)
     result = client.batch({
         "add": ("crm.activity.badge.add", {"code": "ref1", "title": "t", "value": "v", "type": "success"}),
         "get": ("crm.activity.badge.get", {"code": "$result[add][badge][code]"}),

@@ -12,9 +12,11 @@ import pytest
 import requests
 from requests.adapters import HTTPAdapter
 
-from b24app.oauth import OAuthClient
-from b24app.store import NEEDS_REAUTH, Installation
-from b24app.tokens import PortalUnavailable, TokenManager, lock_key
+from b24app.bitrix.oauth import OAuthClient, OAuthError
+from b24app.bitrix.tokens import TokenManager
+from b24app.errors import PortalUnavailable
+from b24app.storage import keys
+from b24app.storage.installations import Installation, PortalState
 from tests.conftest import TEST_REDIS_URL
 from tests.integration.helpers import oauth_counters, portal_requests
 from tests.support import workers
@@ -35,7 +37,7 @@ def _refreshes(b24) -> tuple[int, int]:
 
 def test_expired_token_is_refreshed_once_and_the_call_retried(b24) -> None:
     portal = b24.installed_portal()
-    client = b24.services.installations.portal(portal.member_id)
+    client = b24.services.portal_services.clients.portal(portal.member_id)
     old = b24.services.store.get(portal.member_id)
     b24.sandbox.expire_tokens(portal)
     ok_before, _ = _refreshes(b24)
@@ -53,7 +55,7 @@ def test_stored_expiry_in_the_past_refreshes_before_calling(b24) -> None:
     b24.services.store.update(portal.member_id, expires_at=time.time() - 5)
     before = portal_requests(b24.sandbox, portal.member_id).get("profile", 0)
     ok_before, _ = _refreshes(b24)
-    b24.services.installations.portal(portal.member_id).call("profile")
+    b24.services.portal_services.clients.portal(portal.member_id).call("profile")
     assert _refreshes(b24)[0] == ok_before + 1
     assert portal_requests(b24.sandbox, portal.member_id)["profile"] == before + 1, "no wasted 401"
 
@@ -62,13 +64,13 @@ def test_invalid_grant_marks_the_portal_and_never_loops(b24) -> None:
     portal = b24.installed_portal()
     b24.sandbox.revoke_refresh(portal)
     b24.sandbox.expire_tokens(portal)
-    client = b24.services.installations.portal(portal.member_id)
+    client = b24.services.portal_services.clients.portal(portal.member_id)
     _, failed_before = _refreshes(b24)
     with pytest.raises(PortalUnavailable) as err:
         client.call("profile")
     assert "re-authorize" in str(err.value)
     record = b24.services.store.get(portal.member_id)
-    assert record.state == NEEDS_REAUTH
+    assert record.state == PortalState.NEEDS_REAUTH
     assert record.last_error.startswith("invalid_grant")
     for _ in range(3):
         with pytest.raises(PortalUnavailable):
@@ -80,10 +82,10 @@ def test_refresh_answer_for_another_portal_is_not_saved(b24) -> None:
     portal, other = b24.installed_portal(), b24.installed_portal()
     foreign = b24.sandbox.issue_tokens(other)
     record = b24.services.store.get(portal.member_id)
-    b24.services.store.save(Installation(**{**record.__dict__, "refresh_token": foreign["refresh_token"],
+    b24.services.store.activate(Installation(**{**record.__dict__, "refresh_token": foreign["refresh_token"],
                                             "expires_at": 0.0}))
-    with pytest.raises(PortalUnavailable, match="another portal"):
-        b24.services.installations.portal(portal.member_id).call("profile")
+    with pytest.raises(OAuthError, match="another portal"):
+        b24.services.portal_services.clients.portal(portal.member_id).call("profile")
     assert b24.services.store.get(portal.member_id).refresh_token == foreign["refresh_token"]
 
 
@@ -98,9 +100,9 @@ def test_refresh_is_a_form_post_with_no_secret_in_the_url(b24) -> None:
 
     session = requests.Session()
     session.mount("http://", Recording())
-    installations = b24.services.installations
-    manager = TokenManager(installations.store, OAuthClient(b24.config, session), b24.services.redis)
-    record = installations.store.get(portal.member_id)
+    store = b24.services.store
+    manager = TokenManager(store, OAuthClient(b24.config, session), b24.services.redis)
+    record = store.get(portal.member_id)
     manager.refresh(portal.member_id, record.access_token)
     (request,) = seen
     assert request.method == "POST"
@@ -137,10 +139,10 @@ def test_a_thousand_expired_portals_refresh_exactly_once_each(b24) -> None:
             b24.sandbox.sandbox.lifecycle.begin_install(portal, b24.card, 1)
             portal.installations[b24.card.client_id].installed = True
         chain = b24.sandbox.issue_tokens(portal)
-        store.save(Installation(member_id=portal.member_id, domain=portal.domain,
-                                client_endpoint=chain["client_endpoint"], state="active", owner_user_id=1,
-                                access_token=chain["access_token"], refresh_token=chain["refresh_token"],
-                                expires_at=float(chain["expires"])))
+        store.activate(Installation(member_id=portal.member_id, domain=portal.domain,
+                                    client_endpoint=chain["client_endpoint"], owner_user_id=1,
+                                    access_token=chain["access_token"], refresh_token=chain["refresh_token"],
+                                    expires_at=float(chain["expires"])))
         portals.append(portal.member_id)
     try:
         b24.sandbox.sandbox.clock.advance(3601)
@@ -173,12 +175,12 @@ def test_a_process_killed_holding_the_lock_delays_but_does_not_lose_the_portal(b
     while not ready.exists():
         assert time.monotonic() < deadline and holder.is_alive(), "the holder never took the lock"
         time.sleep(0.05)
-    assert b24.services.redis.exists(lock_key(portal.member_id))
+    assert b24.services.redis.exists(keys.refresh_lock(portal.member_id))
     os.kill(holder.pid, signal.SIGKILL)
     holder.join()
     ok_before, _ = _refreshes(b24)
     started = time.monotonic()
-    assert b24.services.installations.portal(portal.member_id).call("profile").result["ADMIN"] is True
+    assert b24.services.portal_services.clients.portal(portal.member_id).call("profile").result["ADMIN"] is True
     waited = time.monotonic() - started
     assert waited >= 5, "the lock of the dead process was honoured until its TTL ran out"
     assert _refreshes(b24)[0] == ok_before + 1

@@ -17,9 +17,9 @@ from werkzeug.serving import make_server
 
 from b24app import create_app
 from b24app.config import Config
+from b24app.container import Services
 from b24app.sandbox.launcher import SandboxServer, start_sandbox
 from b24app.sandbox.models import AppCard, Portal
-from b24app.services import Services
 from tests.conftest import make_config
 
 

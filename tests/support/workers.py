@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from b24app.config import load_config
-from b24app.redis_conn import connect
-from b24app.services import build_services
+from b24app.container import build_services
+from b24app.storage.connection import connect
 
 
 def _services(environ: dict[str, str]):
@@ -18,14 +18,14 @@ def _services(environ: dict[str, str]):
     return build_services(config, connect(config.redis_url or ""))
 
 
-def _installations(environ: dict[str, str]):
-    return _services(environ).installations
+def _portal_services(environ: dict[str, str]):
+    return _services(environ).portal_services
 
 
 def call_many(environ: dict[str, str], member_ids: Sequence[str], threads: int, calls_per_thread: int,
               method: str = "profile") -> dict[str, Any]:
     """`threads` threads each calling `method` on the given portals; returns successes and errors."""
-    installations = _installations(environ)
+    clients = _portal_services(environ).clients
     results: dict[str, Any] = {"ok": 0, "errors": []}
     lock = threading.Lock()
     barrier = threading.Barrier(threads)
@@ -35,7 +35,7 @@ def call_many(environ: dict[str, str], member_ids: Sequence[str], threads: int, 
         for n in range(calls_per_thread):
             member_id = member_ids[(index * calls_per_thread + n) % len(member_ids)]
             try:
-                installations.portal(member_id).call(method)
+                clients.portal(member_id).call(method)
                 with lock:
                     results["ok"] += 1
             except Exception as exc:  # reported to the test, which fails on any
@@ -52,8 +52,8 @@ def call_many(environ: dict[str, str], member_ids: Sequence[str], threads: int, 
 
 def hold_refresh_lock_forever(environ: dict[str, str], member_id: str, ready_path: str) -> None:
     """Take the portal's refresh lock the way a refresh does, signal, then hang until SIGKILLed."""
-    installations = _installations(environ)
-    oauth = installations.oauth
+    found = _portal_services(environ)
+    oauth = found.clients.oauth
 
     def stuck_refresh(_refresh_token: str):
         with open(ready_path, "w") as handle:
@@ -62,16 +62,16 @@ def hold_refresh_lock_forever(environ: dict[str, str], member_id: str, ready_pat
             time.sleep(1)
 
     oauth.refresh = stuck_refresh  # the OAuth request never leaves this process
-    record = installations.tokens.require(member_id)
+    record = found.tokens.require(member_id)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    installations.tokens.refresh(member_id, record.access_token)
+    found.tokens.refresh(member_id, record.access_token)
 
 
 def import_badges(environ: dict[str, str], member_id: str, prefix: str, imported: int, single: int) -> dict[str, Any]:
     """One process of an import: `imported` badges through the import use case, `single` one by one."""
     services = _services(environ)
     services_badges = services.badges
-    portal = services.installations.portal(member_id)
+    portal = services.portal_services.clients.portal(member_id)
     items = [{"code": f"{prefix}{i}", "title": f"Item {i}", "value": str(i), "type": "primary"}
              for i in range(imported)]
     results = services_badges.import_many(portal, items)

@@ -10,8 +10,10 @@ from collections.abc import Sequence
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
+from ..errors import StorageError
 
-class TokenDecryptError(Exception):
+
+class TokenDecryptError(StorageError):
     """Stored ciphertext that no configured key opens (a key was dropped too early)."""
 
 

@@ -1,6 +1,6 @@
 """The OpenAPI 3.1 description of the UI-facing JSON API under /api/v1, served at /api/v1/openapi.json.
 
-Written from web/api.py as it behaves (DESIGN.md §4, §10): every route, the request bodies, the
+Written from web/api.py as it behaves (docs/DESIGN.md §4, §10): every route, the request bodies, the
 success shapes and the error shape, with the limits taken from badge_rules so the two cannot drift.
 `tests/test_openapi.py` checks that every /api/v1 rule in the Flask url_map is described here, and
 the fault suite (tests/faults) drives the API from this description.
@@ -11,9 +11,9 @@ import copy
 import functools
 from typing import Any
 
-from .badge_rules import BADGE_TYPES, LANGUAGE_IDS, MAX_CODE_LENGTH, MAX_LANGUAGES, MAX_TEXT_LENGTH
-from .badges import MAX_IMPORT
-from .sessions import SESSION_TTL
+from ..badges.rules import BADGE_TYPES, LANGUAGE_IDS, MAX_CODE_LENGTH, MAX_LANGUAGES, MAX_TEXT_LENGTH
+from ..badges.service import MAX_IMPORT
+from ..portals.sessions import SESSION_TTL
 
 VERSION = "1.0.0"
 CODE_PATTERN = "^[A-Za-z][A-Za-z0-9_]*$"

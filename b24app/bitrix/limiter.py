@@ -15,48 +15,63 @@ from dataclasses import dataclass
 
 import redis
 
-# One script decides both limits before a call, in one round-trip.
-# 1. The method's operating-time pause (KEYS[1], see OperatingBudget): parked until `<m>:until`, or, with
+from ..errors import RateLimitTimeout
+from ..observability import metrics
+from ..storage import keys
+
+__all__ = ["Admission", "OperatingBudget", "RateLimitTimeout", "RateLimiter"]
+
+# One script decides both limits before a call, in one round-trip. ARGV[1] says which it checks:
+# `both`, `rate` or `operating`; KEYS are the bucket (unless `operating`), then the budget hash (unless
+# `rate`).
+# 1. The method's operating-time pause (see OperatingBudget): parked until `<m>:until`, or, with
 #    used = `<m>:op` above the threshold s and R seconds until `<m>:reset`, R * f^2 where
 #    f = min(1, (used - s) / (limit - s)). A pause reserves nothing: the caller sleeps it and asks again.
-# 2. GCRA with reservations (KEYS[2], optional). TAT ("theoretical arrival time", µs) is when the bucket
-#    would be empty again; the level at `now` is (TAT - now) / interval. A request of `cost` fits if the
-#    level after adding it stays <= capacity; otherwise the caller gets the first future instant when it
-#    will fit, and that slot is reserved at once (TAT advances), so concurrent waiters get distinct,
-#    ordered slots.
-# Returns {outcome, µs, tracked}: outcome 0 = paused for µs, 1 = slot reserved µs from now, 2 = no slot
-# within max_wait; tracked = 1 when a report of `used` >= ARGV[4] is stored (so a lower one must replace it).
+# 2. GCRA with reservations. TAT ("theoretical arrival time", µs) is when the bucket would be empty
+#    again; the level at `now` is (TAT - now) / interval. A request of `cost` fits if the level after
+#    adding it stays <= capacity; otherwise the caller gets the first future instant when it will fit,
+#    and that slot is reserved at once (TAT advances), so concurrent waiters get distinct, ordered slots.
+# Returns {outcome, µs, tracked}: outcome 0 = paused for µs (or, checking only the budget, free when
+# µs = 0), 1 = slot reserved µs from now, 2 = no slot within max_wait; tracked = 1 when a report of
+# `used` >= ARGV[5] is stored (so a lower one must replace it).
 _ADMIT_LUA = """
 local t = redis.call('TIME')
 local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local now = now_us / 1000000
-local m = ARGV[1]
-local threshold, limit = tonumber(ARGV[2]), tonumber(ARGV[3])
-local v = redis.call('HMGET', KEYS[1], m .. ':op', m .. ':reset', m .. ':until')
-local used, reset, parked = tonumber(v[1]), tonumber(v[2]), tonumber(v[3])
+local mode = ARGV[1]
+local rate_key, op_key
+if mode == 'operating' then op_key = KEYS[1] else rate_key = KEYS[1] end
+if mode == 'both' then op_key = KEYS[2] end
 local tracked = 0
-if used and used >= tonumber(ARGV[4]) then tracked = 1 end
 local pause = 0
-if parked and parked > now then pause = parked - now end
-if used and reset and reset > now and used > threshold then
-  local f = math.min(1, (used - threshold) / (limit - threshold))
-  pause = math.max(pause, (reset - now) * f * f)
+if op_key then
+  local m = ARGV[2]
+  local threshold, limit = tonumber(ARGV[3]), tonumber(ARGV[4])
+  local v = redis.call('HMGET', op_key, m .. ':op', m .. ':reset', m .. ':until')
+  local used, reset, parked = tonumber(v[1]), tonumber(v[2]), tonumber(v[3])
+  if used and used >= tonumber(ARGV[5]) then tracked = 1 end
+  if parked and parked > now then pause = parked - now end
+  if used and reset and reset > now and used > threshold then
+    local f = math.min(1, (used - threshold) / (limit - threshold))
+    pause = math.max(pause, (reset - now) * f * f)
+  end
 end
-if pause > 0 or #KEYS < 2 then return {0, math.ceil(pause * 1000000), tracked} end
-local interval = tonumber(ARGV[5])
-local capacity = tonumber(ARGV[6])
-local cost = tonumber(ARGV[7])
-local max_wait = tonumber(ARGV[8])
-local tat = tonumber(redis.call('GET', KEYS[2]) or '0')
+if pause > 0 or not rate_key then return {0, math.ceil(pause * 1000000), tracked} end
+local interval = tonumber(ARGV[6])
+local capacity = tonumber(ARGV[7])
+local cost = tonumber(ARGV[8])
+local max_wait = tonumber(ARGV[9])
+local tat = tonumber(redis.call('GET', rate_key) or '0')
 if tat < now_us then tat = now_us end
 local new_tat = tat + cost * interval
 local delay = new_tat - capacity * interval - now_us
 if delay < 0 then delay = 0 end
 if delay > max_wait then return {2, math.ceil(delay), tracked} end
 new_tat = math.ceil(new_tat)
-redis.call('SET', KEYS[2], string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now_us) / 1000) + 1000)
+redis.call('SET', rate_key, string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now_us) / 1000) + 1000)
 return {1, math.ceil(delay), tracked}
 """
+_NO_BUDGET_ARGS = ["", "0", "1", "0"]
 
 
 @dataclass(frozen=True)
@@ -99,15 +114,6 @@ return string.format('%.3f', target - now)
 """
 
 
-class RateLimitTimeout(Exception):
-    """The portal has no capacity within the caller's max_wait; nothing was reserved."""
-
-    def __init__(self, retry_after: float, member_id: str = "") -> None:
-        super().__init__(f"portal {member_id or '?'} rate limit: next slot in {retry_after:.2f}s")
-        self.retry_after = retry_after
-        self.member_id = member_id
-
-
 class RateLimiter:
     """A leaky bucket per portal, shared through Redis, that makes callers wait instead of collecting 503s.
 
@@ -126,7 +132,6 @@ class RateLimiter:
         burst: int,
         *,
         max_wait: float = 20.0,
-        key_prefix: str = "b24:rate:",
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._check_rate(rps, burst)
@@ -135,7 +140,6 @@ class RateLimiter:
         self._redis = redis
         self.rate = (float(rps), int(burst))
         self.max_wait = max_wait
-        self.key_prefix = key_prefix
         self._sleep = sleep
         self._script = redis.register_script(_ADMIT_LUA)
 
@@ -143,10 +147,6 @@ class RateLimiter:
     def capacity(burst: int) -> int:
         """How many requests we admit at once for a portal bucket of `burst` (see the class docstring)."""
         return max(1, burst - 1)
-
-    def key(self, member_id: str) -> str:
-        """Redis key of a portal's bucket; the braces are a Cluster hash tag shared by the portal's keys."""
-        return f"{self.key_prefix}{{{member_id}}}"
 
     def acquire(
         self,
@@ -185,19 +185,24 @@ class RateLimiter:
             raise ValueError(f"cost must be between 1 and {capacity} for a burst of {burst}, got {cost}")
         limit = self.max_wait if max_wait is None else max_wait
         if budget is not None:
-            operating_key, operating_args = budget.key(member_id), budget.script_args(method)
-        else:  # a hash field no one writes: never paused, never tracked
-            operating_key, operating_args = f"{self.key_prefix}{{{member_id}}}:none", ["", "0", "1", "1e300"]
+            mode, script_keys = "both", [keys.rate(member_id), keys.operating(member_id)]
+            budget_args = budget.script_args(method)
+        else:
+            mode, script_keys, budget_args = "rate", [keys.rate(member_id)], _NO_BUDGET_ARGS
         outcome, micros, tracked = self._script(
-            keys=[operating_key, self.key(member_id)],
-            args=[*operating_args, repr(1_000_000.0 / rps), capacity, cost, int(limit * 1_000_000)],
+            keys=script_keys,
+            args=[mode, *budget_args, repr(1_000_000.0 / rps), capacity, cost, int(limit * 1_000_000)],
         )
         seconds = int(micros) / 1_000_000
         if int(outcome) == 0:
+            metrics.limiter_decision("paused")
             return Admission(paused=seconds, tracked=bool(int(tracked)))
         if int(outcome) == 2:
+            metrics.limiter_decision("timeout")
             raise RateLimitTimeout(seconds, member_id)
+        metrics.limiter_decision("waited" if seconds > 0 else "immediate")
         if seconds > 0:
+            metrics.limiter_wait("rate", seconds)
             self._sleep(seconds)
         return Admission(waited=seconds, tracked=bool(int(tracked)))
 
@@ -225,7 +230,6 @@ class OperatingBudget:
         window: float = 600.0,
         slow_from: float = 0.8,
         min_block: float = 10.0,
-        key_prefix: str = "b24:op:",
     ) -> None:
         if limit <= 0 or window <= 0 or not 0 <= slow_from < 1 or min_block < 0:
             raise ValueError("need limit > 0, window > 0, 0 <= slow_from < 1, min_block >= 0")
@@ -234,7 +238,6 @@ class OperatingBudget:
         self.window = window
         self.slow_from = slow_from
         self.min_block = min_block
-        self.key_prefix = key_prefix
         self._ttl = math.ceil(window)
         self._record = redis.register_script(_RECORD_LUA)
         self._blocked = redis.register_script(_BLOCKED_LUA)
@@ -249,10 +252,6 @@ class OperatingBudget:
     def script_args(self, method: str) -> list[str]:
         return [method, repr(self.slow_from * self.limit), repr(self.limit), repr(self.record_floor)]
 
-    def key(self, member_id: str) -> str:
-        """Redis key of a portal's hash (one field set per method); braces are the Cluster hash tag."""
-        return f"{self.key_prefix}{{{member_id}}}"
-
     def record(self, member_id: str, method: str, operating: float, reset_at: float | None) -> None:
         """Store a success response's `time.operating` / `time.operating_reset_at` for that method.
 
@@ -260,7 +259,7 @@ class OperatingBudget:
         can drop. Last write wins: an out-of-order response is corrected by the next one.
         """
         self._record(
-            keys=[self.key(member_id)],
+            keys=[keys.operating(member_id)],
             args=[method, repr(float(operating)), "" if reset_at is None else repr(float(reset_at)),
                   self.window / self._BUCKETS, self._ttl],
         )
@@ -273,7 +272,7 @@ class OperatingBudget:
         oldest minute may not be enough), at most one window, and never shortens an existing park.
         """
         parked = self._blocked(
-            keys=[self.key(member_id)],
+            keys=[keys.operating(member_id)],
             args=[method, "" if until is None else repr(float(until)), self.min_block, self.window, self._ttl],
         )
         return float(parked)
@@ -293,5 +292,6 @@ class OperatingBudget:
 
     def check(self, member_id: str, method: str) -> Admission:
         """`delay` as an Admission (`paused`, `tracked`), for callers without a rate limiter."""
-        _outcome, micros, tracked = self._check(keys=[self.key(member_id)], args=self.script_args(method))
+        _outcome, micros, tracked = self._check(keys=[keys.operating(member_id)],
+                                                args=["operating", *self.script_args(method)])
         return Admission(paused=int(micros) / 1_000_000, tracked=bool(int(tracked)))

@@ -1,9 +1,9 @@
 """`Idempotency-Key` for the JSON API's POSTs: a retried request returns the first result and never
-reaches the portal twice (DESIGN §4, §10).
+reaches the portal twice (docs/DESIGN.md §4, §10).
 
-One Redis hash per (portal, client key): `b24:idem:{MEMBER_ID}:<sha256(client key) hex>`. The
-braces are a Redis Cluster hash tag (all of a portal's keys share a slot); the client key is hashed
-so arbitrary header text never becomes part of a key name. Fields:
+One Redis hash per (portal, client key): `b24:idem:{MEMBER_ID}:<sha256(client key) hex>`
+(storage/keys.py); the client key is hashed so arbitrary header text never becomes part of a key
+name. Fields:
 - `state` `running` | `done`; `fp` the request fingerprint; `owner` the random token of the request
   that claimed the key;
 - when done: `status`, `body` (JSON), `headers` (JSON).
@@ -11,8 +11,8 @@ A running claim lives `lock_ttl` seconds (a killed worker's claim lapses and the
 a result lives `ttl` seconds (≥ 24 h by contract). Every transition is one Lua call on one key.
 
 Use: `begin` → `Started` (run the request, then `complete` or, if nothing reached the portal,
-`abandon`), `Replay` (answer the stored result), `Conflict` (422 IDEMPOTENCY_KEY_REUSED) or
-`InProgress` (409 REQUEST_IN_PROGRESS with Retry-After). Check authentication and permissions
+`abandon`), `Replay` (answer the stored result), `Conflict` (the caller raises `KeyReused`) or
+`InProgress` (the caller raises `RequestInProgress`). Check authentication and permissions
 *before* `begin`: a replay answers without re-running them.
 """
 from __future__ import annotations
@@ -25,6 +25,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
+
+from ..errors import IdempotencyError
+from . import keys
 
 MAX_KEY_LENGTH = 255
 MAX_FINGERPRINT_LENGTH = 256
@@ -61,6 +64,18 @@ return redis.call('DEL', KEYS[1])
 """
 
 
+class KeyReused(IdempotencyError):
+    code = "IDEMPOTENCY_KEY_REUSED"
+
+
+class RequestInProgress(IdempotencyError):
+    code = "REQUEST_IN_PROGRESS"
+
+    def __init__(self, description: str, retry_after: int) -> None:
+        super().__init__(description)
+        self.retry_after = retry_after
+
+
 @dataclass(frozen=True)
 class Started:
     """This request owns the key: run it, then `complete` or `abandon` with this token."""
@@ -79,12 +94,12 @@ class Replay:
 
 @dataclass(frozen=True)
 class Conflict:
-    """Same key, different request: the client reused a key (→ 422 IDEMPOTENCY_KEY_REUSED)."""
+    """Same key, different request: the client reused a key."""
 
 
 @dataclass(frozen=True)
 class InProgress:
-    """The first request with this key is still running (→ 409 REQUEST_IN_PROGRESS, Retry-After).
+    """The first request with this key is still running; try again after `retry_after` seconds.
 
     One second: most requests finish well within it, and a claim never outlives `lock_ttl`."""
 
@@ -118,14 +133,12 @@ def _text(value: Any) -> str:
 class IdempotencyStore:
     """Per-portal idempotency records in Redis; see the module docstring for layout and flow."""
 
-    def __init__(self, redis: redis.Redis, *, ttl: int = 86400, lock_ttl: int = 120,
-                 key_prefix: str = "b24:idem:") -> None:
+    def __init__(self, redis: redis.Redis, *, ttl: int = 86400, lock_ttl: int = 120) -> None:
         if ttl < 1 or lock_ttl < 1:
             raise ValueError("ttl and lock_ttl must be positive seconds")
         self._redis = redis
         self.ttl = ttl
         self.lock_ttl = lock_ttl
-        self.key_prefix = key_prefix
         self._begin = redis.register_script(_BEGIN)
         self._complete = redis.register_script(_COMPLETE)
         self._abandon = redis.register_script(_ABANDON)
@@ -135,7 +148,7 @@ class IdempotencyStore:
         if not member_id or any(ch in "{}" or not ch.isprintable() or ch.isspace() for ch in member_id):
             raise ValueError("member_id must be non-empty printable text without braces or spaces")
         digest = hashlib.sha256(validate_key(key).encode("ascii")).hexdigest()
-        return f"{self.key_prefix}{{{member_id}}}:{digest}"
+        return keys.idempotency(member_id, digest)
 
     def begin(self, member_id: str, key: str, fingerprint: str) -> Outcome:
         """Claim the key for this request, atomically; or say why not (replay, conflict, in progress)."""

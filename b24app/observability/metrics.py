@@ -1,4 +1,4 @@
-"""Prometheus metrics (DESIGN.md §4 `GET /metrics`, §10), aggregated across every gunicorn worker.
+"""Prometheus metrics (docs/DESIGN.md §4 `GET /metrics`, §10), aggregated across every gunicorn worker.
 
 Under gunicorn the master sets `PROMETHEUS_MULTIPROC_DIR` before anything imports prometheus-client
 (see gunicorn.conf.py); every worker then writes its samples to memory-mapped files there and
@@ -8,39 +8,29 @@ process and `/metrics` shows them directly.
 
 Label values are bounded and carry no secrets: HTTP routes are Flask URL rules (`/api/v1/badges/<raw_code>`,
 never a raw path with an id), portal methods are the method names the app itself calls, and outcomes are
-`ok` or an error code known to `rest_errors` (anything else is `OTHER`). No member_id, domain or token is
-ever a label value.
+`ok` or an error code the REST client knows (bitrix/errors.py `outcome_label`; anything else is `OTHER`).
+No member_id, domain or token is ever a label value.
 
-Instrumented here: HTTP requests (count and latency by route and status), portal REST calls (by method
-and outcome, with latency), OAuth token refreshes, rate-limiter waits, and the badge-list cache.
+Defined here: HTTP requests (count and latency by route and status; recorded by web/metrics.py), portal
+REST calls (by method and outcome, with latency), OAuth token refreshes, rate-limiter decisions and waits,
+and the badge-list cache. Nothing here knows Flask.
 """
 from __future__ import annotations
 
 import os
 import re
-import time
-from typing import Any
 
-from flask import Flask, Response, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
-
-from .limiter import Admission, RateLimiter, RateLimitTimeout
-from .portal_http import FAILURE_KINDS
-from .rest_errors import RULES
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 UNMATCHED_ROUTE = "<unmatched>"
-OTHER = "OTHER"
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _WAIT_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 60.0)
 _HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _METHOD_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.]{0,79}")
-_HTTP_STATUS_RE = re.compile(r"HTTP_\d{3}")
-# Codes the client makes up itself for answers that never came (transport failures, bad redirects).
-_TRANSPORT_CODES = FAILURE_KINDS | {"BAD_REDIRECT"}
 
 # Our own registry: the metrics of this process (single-process mode). In multiprocess mode the values
 # are written to files whatever the registry, and `render()` collects the files instead.
@@ -93,21 +83,12 @@ def method_label(method: str) -> str:
     return method if _METHOD_RE.fullmatch(method or "") else "other"
 
 
-def outcome_label(code: str) -> str:
-    """`ok`, an error code the client knows, or OTHER: a portal cannot mint new label values."""
-    if code == "ok":
-        return code
-    if code and (code.lower() in RULES or code in _TRANSPORT_CODES or _HTTP_STATUS_RE.fullmatch(code)):
-        return code
-    return OTHER
-
-
 # -- hooks called by the app -----------------------------------------------------------------------
 
 def observe_portal_call(method: str, outcome: str, seconds: float | None = None) -> None:
-    """The `PortalClient` observer: one logical call finished with `outcome` (`ok` or an error code)."""
+    """The `PortalClient` observer: one logical call finished with `outcome` (already a bounded label)."""
     name = method_label(method)
-    PORTAL_CALLS.labels(name, outcome_label(outcome)).inc()
+    PORTAL_CALLS.labels(name, outcome).inc()
     if seconds is not None:
         PORTAL_LATENCY.labels(name).observe(max(0.0, seconds))
 
@@ -125,43 +106,14 @@ def limiter_wait(limit: str, seconds: float) -> None:
         LIMITER_WAITS.labels(limit).observe(seconds)
 
 
-class MeteredRateLimiter(RateLimiter):
-    """The shared per-portal limiter, counting its decisions and waits (every caller of `admit`/`acquire`)."""
-
-    def admit(self, member_id: str, cost: int = 1, **kwargs: Any) -> Admission:
-        try:
-            admission = super().admit(member_id, cost, **kwargs)
-        except RateLimitTimeout:
-            LIMITER_ACQUIRES.labels("timeout").inc()
-            raise
-        if admission.paused:
-            LIMITER_ACQUIRES.labels("paused").inc()
-            return admission
-        LIMITER_ACQUIRES.labels("waited" if admission.waited > 0 else "immediate").inc()
-        limiter_wait("rate", admission.waited)
-        return admission
+def limiter_decision(outcome: str) -> None:
+    """immediate, waited, paused or timeout (see LIMITER_ACQUIRES)."""
+    LIMITER_ACQUIRES.labels(outcome).inc()
 
 
-# -- HTTP --------------------------------------------------------------------------------------------
-
-_START_KEY = "b24.metrics.start"
-
-
-def init_app(app: Flask) -> None:
-    """Count and time every request by its URL rule (never the raw path) and status."""
-
-    @app.before_request
-    def _start_timer() -> None:
-        request.environ[_START_KEY] = time.perf_counter()
-
-    @app.after_request
-    def _observe(response: Response) -> Response:
-        started = request.environ.pop(_START_KEY, None)
-        rule = request.url_rule
-        route = rule.rule if rule is not None else UNMATCHED_ROUTE
-        method = request.method if request.method in _HTTP_METHODS else "other"
-        status = str(response.status_code)
-        HTTP_REQUESTS.labels(route, method, status).inc()
-        if started is not None:
-            HTTP_LATENCY.labels(route, method, status).observe(time.perf_counter() - started)
-        return response
+def http_request(route: str, method: str, status: int, seconds: float | None) -> None:
+    """One served request; `route` is the URL rule, never the raw path."""
+    method = method if method in _HTTP_METHODS else "other"
+    HTTP_REQUESTS.labels(route, method, str(status)).inc()
+    if seconds is not None:
+        HTTP_LATENCY.labels(route, method, str(status)).observe(seconds)

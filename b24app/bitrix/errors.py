@@ -1,6 +1,6 @@
 """Every Bitrix24 REST error code, its typed exception, and what the client does about it.
 
-Bitrix24's HTTP statuses disagree between docs, core and SDKs (protocol §3.3), so we branch on the
+Bitrix24's HTTP statuses disagree between docs, core and SDKs (docs/bitrix24-protocol.md §3.3), so we branch on the
 `error` code (case-insensitive), never on the status. Each code has one decided behaviour:
 
 - REFRESH: the token is the problem — refresh the chain once (single-flight) and retry once.
@@ -10,14 +10,18 @@ Bitrix24's HTTP statuses disagree between docs, core and SDKs (protocol §3.3), 
   (e.g. badge.add → badge.get), never blindly repeated.
 - FAIL: retrying cannot help — raise at once with a message a person can act on.
 
-`api_status` is what the UI sees: the code is kept, the status is a fitting 4xx, or 503 for limits
-and transient portal failures — never 500.
+What the UI sees is decided in web/errors.py: the code is kept, the status is a fitting 4xx, or 503
+for limits and transient portal failures — never 500.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
+
+from ..errors import AppError
+from .transport import FAILURE_KINDS
 
 
 class Policy(Enum):
@@ -27,18 +31,17 @@ class Policy(Enum):
     FAIL = "fail-fast"
 
 
-class B24Error(Exception):
+class B24Error(AppError):
     """A Bitrix24 REST error. Subclasses group codes that call for the same handling."""
 
     policy = Policy.FAIL
-    api_status = 400
     hint = ""
 
     def __init__(self, code: str, description: str = "", *, http_status: int = 0, method: str = "",
                  extra: dict[str, Any] | None = None) -> None:
-        super().__init__(f"{method}: {code}: {description}" if method else f"{code}: {description}")
+        super().__init__(description)
+        self.args = (f"{method}: {code}: {description}" if method else f"{code}: {description}",)
         self.code = code
-        self.description = description
         self.http_status = http_status
         self.method = method
         self.extra = extra or {}
@@ -54,70 +57,61 @@ class TokenError(B24Error):
     """The stored chain's access token is refused; after one refresh it means the chain is broken."""
 
     policy = Policy.REFRESH
-    api_status = 409
 
 
 class OwnerCannotAct(B24Error):
-    api_status = 409
     hint = "The user who authorized the app can no longer act; an administrator must open the app once."
 
 
 class AppNotInstalled(B24Error):
-    api_status = 410
     hint = "The app is no longer installed on this portal."
 
 
 class AccessDenied(B24Error):
-    api_status = 403
+    """The user or the app lacks a right or a scope."""
 
 
 class PaymentRequired(B24Error):
-    api_status = 402
     hint = "The app's subscription or the portal's plan does not allow REST calls."
 
 
 class MethodNotFound(B24Error):
-    api_status = 404
+    """The method does not exist, or its scope is not granted."""
 
 
 class NotFound(B24Error):
-    api_status = 404
+    """The entity does not exist."""
 
 
 class Conflict(B24Error):
-    api_status = 409
+    """The entity exists already, or is still in use."""
 
 
 class InvalidArgument(B24Error):
-    api_status = 400
+    """The portal refused our input."""
 
 
 class QueryLimitExceeded(B24Error):
     policy = Policy.WAIT
-    api_status = 503
     hint = "The portal's request budget is exhausted; try again in a few seconds."
 
 
 class OperationTimeLimit(B24Error):
     policy = Policy.WAIT
-    api_status = 503
     hint = "This method used up its 10-minute execution budget on the portal; it unblocks by itself."
 
 
 class Overloaded(B24Error):
-    api_status = 503
     hint = "Bitrix24 blocked the REST API for this portal manually; contact Bitrix24 support."
 
 
 class PortalServerError(B24Error):
     policy = Policy.RETRY_READ
-    api_status = 503
     hint = "The portal failed to answer; try again later."
 
 
 class TransientAuthError(B24Error):
     policy = Policy.WAIT
-    api_status = 503
     hint = "The portal could not reach its authorization server; try again later."
 
 
@@ -125,7 +119,6 @@ class TransportError(B24Error):
     """No usable answer (timeout, connection reset, not JSON): the outcome of a write is unknown."""
 
     policy = Policy.RETRY_READ
-    api_status = 503
     hint = "The portal did not answer in time."
 
 
@@ -135,7 +128,7 @@ class Rule:
     hint: str = ""
 
 
-# Codes from protocol §3.3 and §2.4, the seed page's tables, and §5 (badges, activities, bindings).
+# Codes from docs/bitrix24-protocol.md §3.3 and §2.4, and §5 (badges, activities, bindings).
 RULES: dict[str, Rule] = {
     # token and chain (§3.3, §2.4)
     "expired_token": Rule(TokenError),
@@ -215,3 +208,22 @@ def make_error(body: dict[str, Any], http_status: int, method: str = "") -> B24E
         if rule.hint:
             error.hint = rule.hint
     return error
+
+
+OTHER = "OTHER"
+# Codes the client makes up itself for answers that never came (transport failures, bad redirects).
+_CLIENT_CODES = FAILURE_KINDS | {"BAD_REDIRECT"}
+_HTTP_STATUS_RE = re.compile(r"HTTP_\d{3}")
+
+
+def outcome_label(code: str) -> str:
+    """`ok`, a code this table (or the client) knows, or OTHER: a portal cannot mint new metric labels."""
+    if code == "ok" or (code and (code.lower() in RULES or code in _CLIENT_CODES or _HTTP_STATUS_RE.fullmatch(code))):
+        return code
+    return OTHER
+
+
+def already_bound(error: B24Error) -> bool:
+    """event.bind / placement.bind of a handler that is bound already: Bitrix24 says so only in words,
+    under the generic ERROR_CORE ("Handler already binded", docs/bitrix24-protocol.md §5.7)."""
+    return "already" in error.description.lower()

@@ -15,9 +15,11 @@ from urllib.parse import urlsplit
 import redis
 from redis.exceptions import LockError
 
-from . import metrics
+from ..errors import PortalNeedsReauth, PortalUninstalled, PortalUnknown, RefreshBusy
+from ..observability import metrics
+from ..storage import keys
+from ..storage.installations import Installation, InstallationStore, PortalState
 from .oauth import InvalidGrant, OAuthClient, OAuthError
-from .store import ACTIVE, NEEDS_REAUTH, UNINSTALLED, Installation, InstallationStore
 
 log = logging.getLogger(__name__)
 
@@ -26,21 +28,7 @@ LOCK_WAIT = 20.0
 EXPIRY_LEEWAY = 30.0
 
 
-class PortalUnavailable(Exception):
-    """The portal cannot be called on: unknown, uninstalled, or its token chain is dead."""
-
-    def __init__(self, member_id: str, state: str, message: str) -> None:
-        super().__init__(message)
-        self.member_id = member_id
-        self.state = state
-
-
-class RefreshBusy(Exception):
-    """Another process held the refresh lock for longer than we may wait."""
-
-
-def lock_key(member_id: str) -> str:
-    return f"b24:lock:{{{member_id}}}"
+REAUTH_MESSAGE = ("The portal's authorization expired: an administrator must open the app or re-authorize it.")
 
 
 class TokenManager:
@@ -62,13 +50,11 @@ class TokenManager:
     def require(self, member_id: str) -> Installation:
         record = self._store.get(member_id)
         if record is None:
-            raise PortalUnavailable(member_id, "unknown", "This portal has not installed the app.")
-        if record.state == UNINSTALLED:
-            raise PortalUnavailable(member_id, UNINSTALLED, "The app was uninstalled from this portal.")
-        if record.state == NEEDS_REAUTH or not record.has_tokens:
-            raise PortalUnavailable(member_id, NEEDS_REAUTH, record.last_error or
-                                    "The portal's authorization expired: an administrator must open the app "
-                                    "or re-authorize it.")
+            raise PortalUnknown(member_id, "This portal has not installed the app.")
+        if record.state == PortalState.UNINSTALLED:
+            raise PortalUninstalled(member_id, "The app was uninstalled from this portal.")
+        if record.state == PortalState.NEEDS_REAUTH or not record.has_tokens:
+            raise PortalNeedsReauth(member_id, record.last_error or REAUTH_MESSAGE)
         return record
 
     def refresh(self, member_id: str, stale_access_token: str | None) -> Installation:
@@ -76,7 +62,7 @@ class TokenManager:
         record = self.require(member_id)
         if record.access_token != stale_access_token and not record.token_expired(leeway=EXPIRY_LEEWAY):
             return record
-        lock = self._redis.lock(lock_key(member_id), timeout=self._lock_ttl, blocking=True,
+        lock = self._redis.lock(keys.refresh_lock(member_id), timeout=self._lock_ttl, blocking=True,
                                 blocking_timeout=self._lock_wait, sleep=0.05, thread_local=False)
         if not lock.acquire():
             raise RefreshBusy(f"token refresh for {member_id} is still running elsewhere")
@@ -102,18 +88,18 @@ class TokenManager:
                 return again
             message = ("The portal's refresh token was rejected (invalid_grant): an administrator must open "
                        "the app in Bitrix24 or re-authorize it at /oauth/authorize.")
-            self._store.update(member_id, state=NEEDS_REAUTH, last_error=f"invalid_grant: {exc.description}"[:300])
+            self._store.needs_reauth(member_id, f"invalid_grant: {exc.description}"[:300])
             log.warning("refresh rejected, portal needs re-authorization", extra={"member_id": member_id})
-            raise PortalUnavailable(member_id, NEEDS_REAUTH, message) from None
+            raise PortalNeedsReauth(member_id, message) from None
         except OAuthError:
             metrics.token_refresh(ok=False)
             raise
         metrics.token_refresh(ok=tokens.member_id == member_id)
         if tokens.member_id != member_id:
             log.error("refresh answered for another portal; not saved", extra={"member_id": member_id})
-            raise PortalUnavailable(member_id, record.state, "The OAuth server answered for another portal.")
+            raise OAuthError("invalid_response", "The OAuth server answered for another portal.")
         saved = self._store.swap_tokens(member_id, record.refresh_token or "", tokens.access_token,
-                                        tokens.refresh_token, tokens.expires_at, state=ACTIVE, last_error="")
+                                        tokens.refresh_token, tokens.expires_at, last_error="")
         if not saved:
             log.warning("stored chain changed during refresh; keeping the stored one", extra={"member_id": member_id})
         elif tokens.client_endpoint and tokens.client_endpoint != record.client_endpoint:

@@ -1,4 +1,4 @@
-"""install.json: the single place that says what the app asks of a portal (DESIGN.md §5).
+"""install.json: the single place that says what the app asks of a portal (docs/DESIGN.md §5).
 
 Bitrix24 has no manifest file; the developer console is a web form. This file drives what install
 and update bind (idempotently) and what `flask b24 manifest` tells a developer to enter there.
@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import REPO_ROOT, ConfigError
+from ..config import REPO_ROOT
+from ..errors import ConfigError
 
 MANIFEST_PATH = REPO_ROOT / "install.json"
 HANDLER_NAMES = ("install", "app", "events", "oauth_callback")

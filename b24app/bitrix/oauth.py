@@ -16,18 +16,20 @@ import requests
 from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.requests_client import OAuth2Session
 
-from .config import Config
+from ..coerce import to_int
+from ..config import Config
+from ..errors import AppError
 
 DEFAULT_TIMEOUT = (3.05, 15.0)
 
 
-class OAuthError(Exception):
+class OAuthError(AppError):
     """The OAuth server refused; `code` is its `error` value (lower-cased)."""
 
     def __init__(self, code: str, description: str = "", status: int | None = None) -> None:
-        super().__init__(f"{code}: {description}" if description else code)
+        super().__init__(description)
+        self.args = (f"{code}: {description}" if description else code,)
         self.code = code
-        self.description = description
         self.status = status
 
 
@@ -105,10 +107,10 @@ class OAuthClient:
         install = result.get("install") if isinstance(result.get("install"), dict) else {}
         return AppInfo(
             client_id=str(result.get("client_id", "")),
-            user_id=_int(result.get("user_id")),
+            user_id=to_int(result.get("user_id")),
             scope=str(result.get("scope", "")),
             installed=install.get("installed") in (True, "Y", "true", 1),
-            version=_int(install.get("version")) or 0,
+            version=to_int(install.get("version")) or 0,
             status=str(install.get("status", "")),
             domain=str(install.get("domain", "")).lower(),
             uri=str(install.get("uri", "")),
@@ -154,11 +156,11 @@ class OAuthClient:
         endpoint = str(token.get("client_endpoint", ""))
         if urlsplit(endpoint).scheme not in (("https", "http") if self._config.allow_http else ("https",)):
             raise OAuthError("invalid_response", "token response with an unusable client_endpoint")
-        expires_in = _int(token.get("expires_in")) or 3600
-        expires_at = float(_int(token.get("expires")) or time.time() + expires_in)
+        expires_in = to_int(token.get("expires_in")) or 3600
+        expires_at = float(to_int(token.get("expires")) or time.time() + expires_in)
         return TokenSet(access_token=str(access), refresh_token=str(refresh), expires_at=expires_at,
                         member_id=str(token["member_id"]), client_endpoint=endpoint,
-                        user_id=_int(token.get("user_id")), scope=str(token.get("scope", "")),
+                        user_id=to_int(token.get("user_id")), scope=str(token.get("scope", "")),
                         status=str(token.get("status", "")))
 
 
@@ -168,10 +170,3 @@ def _json(response: requests.Response) -> dict[str, Any]:
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}
-
-
-def _int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None

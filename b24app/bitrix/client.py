@@ -2,7 +2,7 @@
 
 `POST {client_endpoint}{method}` with a JSON body carrying `auth`, redirects off (a 302 means the
 portal was renamed: verified, stored, followed once), a timeout on every call, the shared
-per-portal limiter before every request, and the decided behaviour of `rest_errors` for every
+per-portal limiter before every request, and the decided behaviour of `bitrix/errors.py` for every
 error code. Reads are retried on transient failures; writes are not (their outcome is unknown).
 """
 from __future__ import annotations
@@ -16,12 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from . import metrics
-from .limiter import Admission, OperatingBudget, RateLimiter, RateLimitTimeout
-from .logs import request_id_var
-from .oauth import OAuthClient, OAuthError, TokenRejected
-from .portal_http import PortalHTTP, Reply, TransportFailure
-from .rest_errors import (
+from ..errors import RateLimitTimeout
+from ..observability import metrics
+from ..observability.logs import request_id_var
+from ..storage.installations import Installation, InstallationStore
+from .errors import (
     B24Error,
     OperationTimeLimit,
     OwnerCannotAct,
@@ -29,9 +28,12 @@ from .rest_errors import (
     QueryLimitExceeded,
     TransportError,
     make_error,
+    outcome_label,
 )
-from .store import NEEDS_REAUTH, Installation, InstallationStore
+from .limiter import Admission, OperatingBudget, RateLimiter
+from .oauth import OAuthClient, OAuthError, TokenRejected
 from .tokens import EXPIRY_LEEWAY, TokenManager
+from .transport import Reply, Transport, TransportFailure
 
 log = logging.getLogger(__name__)
 
@@ -85,13 +87,13 @@ class PortalClient:
     """Calls one portal on behalf of the app, with the portal's stored token chain."""
 
     def __init__(self, member_id: str, *, store: InstallationStore, tokens: TokenManager, oauth: OAuthClient,
-                 http: PortalHTTP, limiter: RateLimiter | None = None, budget: OperatingBudget | None = None,
+                 http: Transport, limiter: RateLimiter | None = None, budget: OperatingBudget | None = None,
                  allow_http: bool = False, timeout: tuple[float, float] = DEFAULT_TIMEOUT,
                  retry: RetryPolicy | None = None, sleep: Callable[[float], None] = time.sleep,
                  observer: Callable[[str, str, float], None] | None = None,
                  record: Installation | None = None) -> None:
         self.member_id = member_id
-        # The record the caller just read (Installations.portal checks the portal first): the first call
+        # The record the caller just read (Portals.client checks the portal first): the first call
         # uses it instead of reading and decrypting it again; later calls always re-read.
         self._prefetched = record if record is not None and record.member_id == member_id else None
         self._store = store
@@ -104,12 +106,8 @@ class PortalClient:
         self._timeout = timeout
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
-        # observer(method, outcome, seconds): `ok` or the error code, after each logical call (metrics).
+        # observer(method, outcome, seconds) after each logical call (metrics): `ok`, a known error code or OTHER.
         self._observe = observer or (lambda _method, _outcome, _seconds: None)
-
-    @property
-    def installation(self) -> Installation:
-        return self._tokens.require(self.member_id)
 
     def call(self, method: str, params: Mapping[str, Any] | None = None, *,
              idempotent: bool | None = None) -> RestResult:
@@ -118,22 +116,11 @@ class PortalClient:
         try:
             body = self._request(method, dict(params or {}), is_read(method) if idempotent is None else idempotent)
         except B24Error as exc:
-            self._observe(method, exc.code, time.perf_counter() - started)
+            self._observe(method, outcome_label(exc.code), time.perf_counter() - started)
             raise
         self._observe(method, "ok", time.perf_counter() - started)
         return RestResult(result=body.get("result"), time=body.get("time") or {}, next=body.get("next"),
                           total=body.get("total"))
-
-    def call_list(self, method: str, params: Mapping[str, Any] | None = None, *, limit: int = 10_000) -> list[Any]:
-        """All pages of a list method (page size 50, `start`/`next`)."""
-        items: list[Any] = []
-        start: int | None = 0
-        while start is not None and len(items) < limit:
-            page = self.call(method, {**(params or {}), "start": start})
-            result = page.result
-            items.extend(result if isinstance(result, list) else [result])
-            start = page.next
-        return items[:limit]
 
     def batch(self, commands: Mapping[str, tuple[str, Mapping[str, Any]]] | Sequence[tuple[str, Mapping[str, Any]]],
               *, halt: bool = False) -> BatchResult:
@@ -174,10 +161,9 @@ class PortalClient:
     def _request(self, method: str, params: dict[str, Any], read: bool) -> dict[str, Any]:
         record = self._usable_record()
         refreshed = moved = False
-        attempt = 0
+        retries = 0
         waited = 0.0
         while True:
-            attempt += 1
             admission = self._wait_for_capacity(method, self._retry.max_wait - waited)
             waited += admission.waited
             outcome = _send(self._http, record.client_endpoint, method, record.access_token or "", params,
@@ -185,7 +171,6 @@ class PortalClient:
             if isinstance(outcome, Reply) and outcome.is_redirect and not moved:
                 record = self._follow_rename(record, outcome.location, method)
                 moved = True
-                attempt -= 1
                 continue
             body = _parse(outcome, method)
             if not isinstance(body, B24Error):
@@ -195,14 +180,14 @@ class PortalClient:
             if error.policy is Policy.REFRESH and not refreshed:
                 record = self._tokens.refresh(self.member_id, record.access_token)
                 refreshed = True
-                attempt -= 1
                 continue
             if isinstance(error, OwnerCannotAct):
-                self._store.update(self.member_id, state=NEEDS_REAUTH,
-                                   last_error=f"authorization_error: user {record.owner_user_id} can no longer act; "
-                                              "an administrator must open the app to hand over")
+                self._store.needs_reauth(self.member_id,
+                                         f"authorization_error: user {record.owner_user_id} can no longer act; "
+                                         "an administrator must open the app to hand over")
                 raise error
-            delay = self._retry_delay(error, method, read, attempt)
+            retries += 1
+            delay = self._retry_delay(error, method, read, retries)
             if delay is None or waited + delay > self._retry.max_wait:
                 raise error
             log.info("portal call retried", extra={"member_id": self.member_id, "method": method,
@@ -210,15 +195,16 @@ class PortalClient:
             self._sleep(delay)
             waited += delay
 
-    def _retry_delay(self, error: B24Error, method: str, read: bool, attempt: int) -> float | None:
-        if attempt >= self._retry.max_attempts:
+    def _retry_delay(self, error: B24Error, method: str, read: bool, retry: int) -> float | None:
+        """Seconds to wait before retry number `retry` (1, 2, …), or None: raise the error."""
+        if retry >= self._retry.max_attempts:
             return None
         if isinstance(error, OperationTimeLimit):
             return self._budget.blocked(self.member_id, method) if self._budget else 10.0
         if error.policy is Policy.WAIT:
-            return self._retry.backoff(attempt) + (1.0 if isinstance(error, QueryLimitExceeded) else 0.0)
+            return self._retry.backoff(retry) + (1.0 if isinstance(error, QueryLimitExceeded) else 0.0)
         if error.policy is Policy.RETRY_READ and read:
-            return self._retry.backoff(attempt)
+            return self._retry.backoff(retry)
         return None
 
     def _wait_for_capacity(self, method: str, budget_left: float) -> Admission:
@@ -288,8 +274,30 @@ class PortalClient:
         return self._tokens.require(self.member_id)
 
 
+@dataclass(frozen=True)
+class PortalClients:
+    """What every portal's client shares in one process; `portal(member_id)` hands out one portal's client.
 
-def call_with_token(http: PortalHTTP, client_endpoint: str, access_token: str, method: str,
+    `clients.portal("MEMBER").call("crm.activity.badge.list")` — the portal is checked first (unknown,
+    uninstalled or needing re-authorization raise `PortalUnavailable`)."""
+
+    store: InstallationStore
+    tokens: TokenManager
+    oauth: OAuthClient
+    http: Transport
+    limiter: RateLimiter | None = None
+    budget: OperatingBudget | None = None
+    allow_http: bool = False
+    observer: Callable[[str, str, float], None] | None = None
+
+    def portal(self, member_id: str) -> PortalClient:
+        record = self.tokens.require(member_id)
+        return PortalClient(member_id, store=self.store, tokens=self.tokens, oauth=self.oauth, http=self.http,
+                            limiter=self.limiter, budget=self.budget, allow_http=self.allow_http,
+                            observer=self.observer, record=record)
+
+
+def call_with_token(http: Transport, client_endpoint: str, access_token: str, method: str,
                     params: Mapping[str, Any] | None = None,
                     timeout: tuple[float, float] = DEFAULT_TIMEOUT) -> RestResult:
     """One call with a token that is not the stored chain (e.g. the frame user's): no refresh, no retry."""
@@ -300,7 +308,7 @@ def call_with_token(http: PortalHTTP, client_endpoint: str, access_token: str, m
                       total=body.get("total"))
 
 
-def _send(http: PortalHTTP, client_endpoint: str, method: str, access_token: str, params: dict[str, Any],
+def _send(http: Transport, client_endpoint: str, method: str, access_token: str, params: dict[str, Any],
           timeout: tuple[float, float]) -> Reply | TransportError:
     headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
     request_id = request_id_var.get()
@@ -348,5 +356,5 @@ def _encode(name: str, value: Any) -> Iterable[str]:
 
 
 def _as_dict(value: Any) -> dict[str, Any]:
-    """Bitrix24 sends empty collections as [] (protocol §3.4)."""
+    """Bitrix24 sends empty collections as [] (docs/bitrix24-protocol.md §3.4)."""
     return value if isinstance(value, dict) else {}

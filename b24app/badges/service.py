@@ -1,4 +1,4 @@
-"""Badge use cases: list (cached), get, create, delete, import, and showing a badge on a deal.
+"""Badge use cases: list (cached), get, create, delete and import.
 
 Every operation takes the portal's REST client explicitly. Writes are never blindly repeated: when
 `crm.activity.badge.add` fails with an unknown outcome (5xx, timeout), `crm.activity.badge.get`
@@ -6,100 +6,44 @@ says whether it happened, so a retry never creates a duplicate or reports a fals
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-import redis
-
-from . import metrics
-from .badge_rules import BadgeInput, BadgeValidationError, display_text, validate_badge
-from .errors import AppError
-from .rest import PortalClient
-from .rest_errors import B24Error, Conflict, InvalidArgument, NotFound, PortalServerError, TransportError
-from .store import ACTIVE, RedisInstallationStore
+from ..bitrix.client import PortalClient
+from ..bitrix.errors import Conflict, InvalidArgument, NotFound, PortalServerError, TransportError
+from ..errors import BadgeError, InvalidInput
+from ..observability import metrics
+from ..storage.badge_cache import BadgeListCache
+from .rules import BadgeInput, BadgeValidationError, portal_refusal, validate_badge
 
 log = logging.getLogger(__name__)
 
-CACHE_TTL = 30
-DEAL_OWNER_TYPE = 2
 MAX_IMPORT = 500
 UNKNOWN_OUTCOME = (PortalServerError, TransportError)
 
-# A hit is served only while the portal's record (KEYS[2]) is active with tokens, so an uninstalled or
-# dead portal never answers from the cache; both keys share the portal's hash tag.
-_CACHE_READ = """
-local data = redis.call('HGET', KEYS[1], 'data')
-local gen = redis.call('HGET', KEYS[1], 'gen') or '0'
-if redis.call('HGET', KEYS[2], 'state') ~= ARGV[1] or redis.call('HEXISTS', KEYS[2], 'tokens') == 0 then
-  data = false
-end
-return {data or false, gen}
-"""
-# Store a listing only if no write happened since it was requested (the generation is unchanged).
-_CACHE_FILL = """
-if (redis.call('HGET', KEYS[1], 'gen') or '0') ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'data', ARGV[2], 'gen', ARGV[1])
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-return 1
-"""
-_CACHE_BUMP = """
-redis.call('HDEL', KEYS[1], 'data')
-redis.call('HINCRBY', KEYS[1], 'gen', 1)
-redis.call('EXPIRE', KEYS[1], ARGV[1])
-return 1
-"""
 
-
-class BadgeExists(AppError):
-    status = 409
+class BadgeExists(BadgeError):
     code = "BADGE_EXISTS"
 
 
-class BadgeNotFound(AppError):
-    status = 404
+class BadgeNotFound(BadgeError):
     code = "NOT_FOUND"
 
 
-@dataclass(frozen=True)
-class DealBadge:
-    deal_id: int
-    code: str
-    activity_id: int
-    created: bool
+class BadgeInUse(BadgeError):
+    code = "ENTITY_WITH_BADGE_EXISTS"
 
 
-def validation_error(exc: BadgeValidationError) -> AppError:
-    return AppError(exc.message, code="VALIDATION_ERROR", status=400, fields=dict(exc.fields))
-
-
-def portal_validation_error(exc: B24Error) -> AppError:
-    """The portal refused input we considered valid (e.g. a language it does not have)."""
-    text = exc.description or exc.code
-    field = "title" if "title" in text else "value" if "value" in text else "code" if "code" in text else "badge"
-    return AppError(f"The portal refused the badge: {text}", code="VALIDATION_ERROR", status=400,
-                    fields={field: text})
+class PortalAnswerInvalid(BadgeError):
+    code = "BAD_GATEWAY"
 
 
 class Badges:
-    def __init__(self, redis_client: redis.Redis, *, prefix: str = "", cache_ttl: int = CACHE_TTL) -> None:
-        self._redis = redis_client
+    def __init__(self, cache: BadgeListCache, *, prefix: str = "") -> None:
+        self._cache = cache
         self.prefix = prefix
-        self._ttl = cache_ttl
-        self._read = redis_client.register_script(_CACHE_READ)
-        self._fill = redis_client.register_script(_CACHE_FILL)
-        self._bump = redis_client.register_script(_CACHE_BUMP)
-
-    @staticmethod
-    def cache_key(member_id: str) -> str:
-        return f"b24:cache:{{{member_id}}}:badges"
-
-    @staticmethod
-    def deal_key(member_id: str, deal_id: int) -> str:
-        return f"b24:deal:{{{member_id}}}:{deal_id}"
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -109,18 +53,17 @@ class Badges:
         A hit costs one Redis round-trip (which also checks that the portal is still active) and no
         decoding; `portal` is called only on a miss, so the token record is read only when needed.
         """
-        key = self.cache_key(member_id)
-        data, generation = self._read(keys=[key, RedisInstallationStore.key(member_id)], args=[ACTIVE])
-        metrics.badge_cache(hit=bool(data))
-        if data:
+        data, generation = self._cache.read(member_id)
+        metrics.badge_cache(hit=data is not None)
+        if data is not None:
             return data, True
         encoded = json.dumps(self._fetch_all(portal()), ensure_ascii=False, separators=(",", ":")).encode()
-        self._fill(keys=[key], args=[generation, encoded, self._ttl])
+        self._cache.fill(member_id, generation, encoded)
         return encoded, False
 
     @staticmethod
     def _fetch_all(portal: PortalClient) -> list[dict[str, Any]]:
-        """badge.list is not paginated: it returns every badge of the portal (protocol §5.4)."""
+        """badge.list is not paginated: it returns every badge of the portal (docs/bitrix24-protocol.md §5.4)."""
         result = portal.call("crm.activity.badge.list").result
         badges = result.get("badges", []) if isinstance(result, dict) else []
         return [b for b in badges if isinstance(b, dict)]
@@ -141,10 +84,7 @@ class Badges:
     # -- writes --------------------------------------------------------------------------------
 
     def validate(self, payload: object) -> BadgeInput:
-        try:
-            return validate_badge(payload, prefix=self.prefix)
-        except BadgeValidationError as exc:
-            raise validation_error(exc) from None
+        return validate_badge(payload, prefix=self.prefix)
 
     def create(self, portal: PortalClient, badge: BadgeInput) -> dict[str, Any]:
         try:
@@ -158,7 +98,7 @@ class Badges:
         except Conflict as exc:
             raise BadgeExists(f"A badge with the code {badge.code} already exists on this portal.") from exc
         except InvalidArgument as exc:
-            raise portal_validation_error(exc) from exc
+            raise portal_refusal(exc.description or exc.code) from exc
         except UNKNOWN_OUTCOME as exc:
             found = self._find(portal, badge.code)
             if found is not None:
@@ -182,22 +122,22 @@ class Badges:
         except NotFound:
             raise BadgeNotFound(f"There is no badge with the code {code}.") from None
         except Conflict as exc:
-            raise AppError("Deals still show this badge. Clear it from those deals (or complete their "
-                           "activities) before deleting it.", code="ENTITY_WITH_BADGE_EXISTS", status=409) from exc
+            raise BadgeInUse("Deals still show this badge. Clear it from those deals (or complete their "
+                             "activities) before deleting it.") from exc
         finally:
             self.invalidate(portal.member_id)
 
     def invalidate(self, member_id: str) -> None:
-        self._bump(keys=[self.cache_key(member_id)], args=[self._ttl])
+        self._cache.invalidate(member_id)
 
     def import_many(self, portal: PortalClient, items: Sequence[object]) -> list[dict[str, Any]]:
         """Create up to 500 badges through `batch` (50 per request); one result per item, in order."""
         if not isinstance(items, list) or not items:
-            raise AppError("Send {\"badges\": [...]} with 1 to 500 badges.", code="VALIDATION_ERROR", status=400,
-                           fields={"badges": "Give a list of 1 to 500 badges."})
+            raise InvalidInput("Send {\"badges\": [...]} with 1 to 500 badges.",
+                               fields={"badges": "Give a list of 1 to 500 badges."})
         if len(items) > MAX_IMPORT:
-            raise AppError(f"At most {MAX_IMPORT} badges per import.", code="VALIDATION_ERROR", status=400,
-                           fields={"badges": f"Give at most {MAX_IMPORT} badges."})
+            raise InvalidInput(f"At most {MAX_IMPORT} badges per import.",
+                               fields={"badges": f"Give at most {MAX_IMPORT} badges."})
         results: list[dict[str, Any] | None] = [None] * len(items)
         pending: dict[str, tuple[int, BadgeInput]] = {}
         seen: set[str] = set()
@@ -257,75 +197,6 @@ class Badges:
             else:
                 results[index] = _failed(badge.code, "UNKNOWN_OUTCOME", "The portal did not answer for this badge.")
 
-    # -- deals ---------------------------------------------------------------------------------
-
-    def show_on_deal(self, portal: PortalClient, deal_id: int, code: str, *, user_id: int,
-                     lang: str = "en") -> DealBadge:
-        """Show `code` on the deal's kanban card through one open configurable activity of this app."""
-        badge = self.get(portal, code)
-        key = self.deal_key(portal.member_id, deal_id)
-        with self._redis.lock(f"{key}:lock", timeout=30, blocking_timeout=30, thread_local=False):
-            activity_id = self._shown(key)[0]
-            layout = _layout(badge, lang)
-            if activity_id is not None:
-                try:
-                    portal.call("crm.activity.configurable.update",
-                                {"id": activity_id, "fields": {"completed": False, "badgeCode": code},
-                                 "layout": layout}, idempotent=True)
-                    self._remember(key, activity_id, code)
-                    return DealBadge(deal_id, code, activity_id, created=False)
-                except NotFound:
-                    log.info("remembered activity is gone; creating a new one", extra={"deal_id": deal_id})
-            result = portal.call("crm.activity.configurable.add", {
-                "ownerTypeId": DEAL_OWNER_TYPE, "ownerId": deal_id,
-                "fields": {"completed": False, "badgeCode": code, "responsibleId": user_id}, "layout": layout,
-            }).result
-            activity_id = _int((result or {}).get("activity", {}).get("id"))
-            if activity_id is None:
-                raise AppError("The portal did not return the activity it created.", code="BAD_GATEWAY", status=503)
-            self._remember(key, activity_id, code)
-            return DealBadge(deal_id, code, activity_id, created=True)
-
-    def clear_on_deal(self, portal: PortalClient, deal_id: int) -> None:
-        """Complete this app's activity on the deal, which removes its badge from the kanban card."""
-        key = self.deal_key(portal.member_id, deal_id)
-        with self._redis.lock(f"{key}:lock", timeout=30, blocking_timeout=30, thread_local=False):
-            activity_id = self._shown(key)[0]
-            if activity_id is None:
-                return
-            with contextlib.suppress(NotFound):
-                portal.call("crm.activity.configurable.update",
-                            {"id": activity_id, "fields": {"completed": True, "badgeCode": ""}}, idempotent=True)
-            self._redis.delete(key)
-
-    def shown_on_deal(self, member_id: str, deal_id: int) -> DealBadge | None:
-        """What this app shows on the deal, as remembered (the activity id per portal+deal)."""
-        activity_id, code = self._shown(self.deal_key(member_id, deal_id))
-        return DealBadge(deal_id, code, activity_id, created=False) if activity_id is not None and code else None
-
-    def _shown(self, key: str) -> tuple[int | None, str]:
-        raw = self._redis.get(key)
-        try:
-            stored = json.loads(raw) if raw else {}
-        except ValueError:
-            stored = {}
-        return _int(stored.get("activity_id")), str(stored.get("code", ""))
-
-    def _remember(self, key: str, activity_id: int, code: str) -> None:
-        self._redis.set(key, json.dumps({"activity_id": activity_id, "code": code}))
-
-
-def _layout(badge: dict[str, Any], lang: str) -> dict[str, Any]:
-    title = display_text(badge.get("title", ""), lang) or badge.get("code", "")
-    value = display_text(badge.get("value", ""), lang)
-    return {
-        "icon": {"code": "info"},
-        "header": {"title": title},
-        "body": {"logo": {"code": "notification"},
-                 "blocks": {"badge": {"type": "text", "properties": {"value": f"{title}: {value}".strip(": ")}}}},
-    }
-
-
 def _same(found: dict[str, Any], badge: BadgeInput) -> bool:
     return found.get("code") == badge.code and found.get("type") == badge.type and \
         found.get("title") == badge.title and found.get("value") == badge.value
@@ -337,10 +208,3 @@ def _exists(code: str) -> dict[str, Any]:
 
 def _failed(code: str | None, error: str, description: str) -> dict[str, Any]:
     return {"code": code, "ok": False, "error": error, "error_description": description}
-
-
-def _int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None

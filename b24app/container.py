@@ -1,0 +1,114 @@
+"""The composition root: everything one process holds, built once by the app factory.
+
+The web layer and the CLI reach it through `current_app.extensions["b24"]` (web/common.py has the one
+accessor). Nothing here is per portal: a portal's context is always passed explicitly. The portal
+services exist only when the app has its credentials (B24_CLIENT_ID / B24_CLIENT_SECRET); without them
+`portal_services` is None and the routes that need them answer CONFIG_INCOMPLETE.
+"""
+from __future__ import annotations
+
+import urllib.request
+from dataclasses import dataclass
+
+import redis
+import requests
+from requests.adapters import HTTPAdapter
+
+from .badges.deals import DealBadges
+from .badges.service import Badges
+from .bitrix.client import PortalClients
+from .bitrix.limiter import OperatingBudget, RateLimiter
+from .bitrix.oauth import OAuthClient
+from .bitrix.tokens import TokenManager
+from .bitrix.transport import PortalHTTP, Transport
+from .config import Config
+from .observability import metrics
+from .portals.authorization import Reauthorization
+from .portals.binding import Binder
+from .portals.events import LifecycleEvents
+from .portals.manifest import Manifest, load_manifest
+from .portals.service import Portals
+from .portals.sessions import SessionSigner, StateSigner
+from .portals.verification import Verifier
+from .storage.badge_cache import BadgeListCache
+from .storage.crypto import TokenCipher
+from .storage.deal_links import DealLinks
+from .storage.idempotency import IdempotencyStore
+from .storage.installations import RedisInstallationStore
+
+
+@dataclass(frozen=True)
+class PortalServices:
+    """What needs the app's credentials: verifying portals and calling them."""
+
+    clients: PortalClients
+    tokens: TokenManager
+    portals: Portals
+    events: LifecycleEvents
+    binder: Binder
+    reauthorization: Reauthorization
+    sessions: SessionSigner
+
+
+@dataclass(frozen=True)
+class Services:
+    config: Config
+    redis: redis.Redis
+    manifest: Manifest
+    store: RedisInstallationStore
+    transport: Transport
+    badges: Badges
+    deals: DealBadges
+    idempotency: IdempotencyStore
+    portal_services: PortalServices | None
+
+    def shutdown(self) -> None:
+        """Let queued background work finish before the process exits."""
+        if self.portal_services is not None:
+            self.portal_services.binder.shutdown()
+
+
+def oauth_session(pool_size: int = 32) -> requests.Session:
+    """One pooled HTTP session per process for the OAuth server (portal calls go through PortalHTTP).
+
+    requests re-reads the environment on every call (proxy variables, NO_PROXY matching, ~/.netrc), and a
+    netrc entry would even add credentials to our requests. The environment is read only when a proxy is
+    configured there, the one setting this app honours from it.
+    """
+    session = requests.Session()
+    session.trust_env = bool(urllib.request.getproxies())
+    adapter = HTTPAdapter(pool_connections=64, pool_maxsize=pool_size, max_retries=0)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
+def build_services(config: Config, client: redis.Redis) -> Services:
+    manifest = load_manifest()
+    store = RedisInstallationStore(client, TokenCipher(config.token_keys))
+    transport = PortalHTTP()
+    badges = Badges(BadgeListCache(client), prefix=config.badge_prefix)
+    portal_services = None
+    if config.client_id and config.client_secret:
+        portal_services = _portal_services(config, client, manifest, store, transport)
+    return Services(config=config, redis=client, manifest=manifest, store=store, transport=transport,
+                    badges=badges, deals=DealBadges(badges, DealLinks(client)),
+                    idempotency=IdempotencyStore(client), portal_services=portal_services)
+
+
+def _portal_services(config: Config, client: redis.Redis, manifest: Manifest, store: RedisInstallationStore,
+                     transport: Transport) -> PortalServices:
+    oauth = OAuthClient(config, oauth_session())
+    tokens = TokenManager(store, oauth, client)
+    limiter = RateLimiter(client, config.rate_rps, config.rate_burst)
+    clients = PortalClients(store=store, tokens=tokens, oauth=oauth, http=transport, limiter=limiter,
+                            budget=OperatingBudget(client), allow_http=config.allow_http,
+                            observer=metrics.observe_portal_call)
+    verifier = Verifier(oauth=oauth, http=transport, limiter=limiter, allow_http=config.allow_http)
+    sessions = SessionSigner(config.secret_key, audience=oauth.client_id)
+    binder = Binder(clients=clients, manifest=manifest, store=store, app_url=config.app_url or "")
+    return PortalServices(
+        clients=clients, tokens=tokens, sessions=sessions, binder=binder,
+        portals=Portals(store=store, verifier=verifier, sessions=sessions),
+        events=LifecycleEvents(store=store, verifier=verifier, binder=binder, redis_client=client),
+        reauthorization=Reauthorization(store=store, oauth=oauth, states=StateSigner(config.secret_key, client)))

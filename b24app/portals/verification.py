@@ -1,0 +1,90 @@
+"""Proving that a request comes from a user of a portal that installed this app.
+
+The token a request carries is shown to the configured, allow-listed OAuth server, whose app.info
+says which app, portal and user it belongs to (docs/bitrix24-protocol.md §6.2, §6.4). Only then is
+anything stored or any portal called — and always at the `client_endpoint` the OAuth server named,
+never the one the request claims.
+"""
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from ..bitrix.client import RestResult, call_with_token
+from ..bitrix.errors import AccessDenied, B24Error
+from ..bitrix.limiter import RateLimiter
+from ..bitrix.oauth import AppInfo, OAuthClient, OAuthError, OAuthUnavailable
+from ..bitrix.transport import Transport
+from ..errors import Forbidden, RateLimitTimeout, Unverified, VerifierUnavailable
+from .frames import FrameRequest, portal_origin
+
+
+@dataclass(frozen=True)
+class VerifiedFrame:
+    frame: FrameRequest
+    info: AppInfo
+    user_id: int
+    is_admin: bool
+
+    @property
+    def portal_origin(self) -> str:
+        return portal_origin(self.info.client_endpoint)
+
+
+class Verifier:
+    def __init__(self, *, oauth: OAuthClient, http: Transport, limiter: RateLimiter | None, allow_http: bool) -> None:
+        self._oauth = oauth
+        self._http = http
+        self._limiter = limiter
+        self._allow_http = allow_http
+
+    def frame(self, frame: FrameRequest, *, installing: bool = False, check_admin: bool = True) -> VerifiedFrame:
+        """Prove the frame POST with the OAuth server; then ask the portal whether the user is an admin."""
+        info = self.token(frame.auth_id, frame.member_id, frame.domain)
+        if not info.installed and not installing:
+            raise Forbidden("the app is not fully installed on this portal yet: an administrator must open it "
+                            "from the Applications menu to finish the installation")
+        if info.user_id is None:
+            raise Unverified("the token does not name a user")
+        is_admin = False
+        if check_admin:
+            profile = self._user_call(info, frame.auth_id, "profile")
+            is_admin = isinstance(profile.result, dict) and profile.result.get("ADMIN") in (True, "Y", "true", 1)
+        return VerifiedFrame(frame=frame, info=info, user_id=info.user_id, is_admin=is_admin)
+
+    def token(self, access_token: str, member_id: str, domain: str) -> AppInfo:
+        """app.info for `access_token`, checked to belong to this app and to the claimed portal."""
+        try:
+            info = self._oauth.app_info(access_token)
+        except OAuthUnavailable:
+            raise VerifierUnavailable("the Bitrix24 authorization server is unreachable; try again shortly") from None
+        except OAuthError as exc:
+            raise Unverified(f"the portal's token was refused ({exc.code})") from None
+        self.identity(info, member_id, domain)
+        return info
+
+    def identity(self, info: AppInfo, member_id: str, domain: str) -> None:
+        """The OAuth server's answer names this app, the claimed portal and an endpoint we may call."""
+        if not hmac.compare_digest(info.client_id.encode(), self._oauth.client_id.encode()):
+            raise Unverified("the token belongs to another application")
+        if info.member_id != member_id:
+            raise Unverified("the token belongs to another portal")
+        if info.domain != domain.lower():
+            raise Unverified("the portal address does not match its token")
+        scheme = urlsplit(info.client_endpoint).scheme
+        if scheme != "https" and not (scheme == "http" and self._allow_http):
+            raise Unverified("the portal's REST endpoint is not https")
+
+    def _user_call(self, info: AppInfo, access_token: str, method: str) -> RestResult:
+        try:
+            if self._limiter is not None:
+                self._limiter.acquire(info.member_id)
+            return call_with_token(self._http, info.client_endpoint, access_token, method)
+        except RateLimitTimeout:
+            raise VerifierUnavailable("the portal's request budget is exhausted; try again in a few seconds") \
+                from None
+        except AccessDenied as exc:
+            raise Forbidden(f"the portal refused {method} ({exc.code})") from None
+        except B24Error as exc:
+            raise Unverified(f"the portal refused {method} ({exc.code})") from None

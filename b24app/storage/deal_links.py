@@ -1,0 +1,50 @@
+"""Which configurable activity shows this app's badge on a deal: `b24:deal:{MEMBER}:ID` (storage/keys.py).
+
+Bitrix24 cannot be asked "which activity of this app is open on deal N" cheaply, so the app remembers
+the activity it created, per portal and deal, and serialises changes of one deal's badge with a lock.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import redis
+from redis.lock import Lock
+
+from ..coerce import to_int
+from . import keys
+
+LOCK_TTL = 30.0
+
+
+@dataclass(frozen=True)
+class DealLink:
+    activity_id: int
+    code: str
+
+
+class DealLinks:
+    def __init__(self, client: redis.Redis) -> None:
+        self._redis = client
+
+    def lock(self, member_id: str, deal_id: int) -> Lock:
+        """Held while one request changes the deal's badge (a context manager)."""
+        return self._redis.lock(keys.deal_lock(member_id, deal_id), timeout=LOCK_TTL, blocking_timeout=LOCK_TTL,
+                                thread_local=False)
+
+    def get(self, member_id: str, deal_id: int) -> DealLink | None:
+        raw = self._redis.get(keys.deal(member_id, deal_id))
+        try:
+            stored = json.loads(raw) if raw else {}
+        except ValueError:
+            stored = {}
+        activity_id = to_int(stored.get("activity_id")) if isinstance(stored, dict) else None
+        if activity_id is None:
+            return None
+        return DealLink(activity_id, str(stored.get("code", "")))
+
+    def remember(self, member_id: str, deal_id: int, activity_id: int, code: str) -> None:
+        self._redis.set(keys.deal(member_id, deal_id), json.dumps({"activity_id": activity_id, "code": code}))
+
+    def forget(self, member_id: str, deal_id: int) -> None:
+        self._redis.delete(keys.deal(member_id, deal_id))

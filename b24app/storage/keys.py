@@ -1,0 +1,78 @@
+"""Every Redis key the app writes, defined once (docs/DESIGN.md §6).
+
+A portal's keys carry its member_id in braces, a Redis Cluster hash tag, so all of them share one slot:
+every Lua script and transaction touches the keys of one portal only. The two global keys (the portal
+list and the domain index) are only ever used in single-key commands.
+
+| key | type | holds |
+|---|---|---|
+| `b24:portal:{M}` | hash | the portal's record (storage/installations.py) |
+| `b24:portals` | sorted set | every member_id, by install time |
+| `b24:domain:DOMAIN` | string | member_id of the portal at that address (a lookup aid) |
+| `b24:lock:{M}` | string | the refresh single-flight lock (bitrix/tokens.py) |
+| `b24:rate:{M}` | string | the request bucket's theoretical arrival time (bitrix/limiter.py) |
+| `b24:op:{M}` | hash | operating time per method (bitrix/limiter.py) |
+| `b24:cache:{M}:badges` | hash | the cached badge list and its generation (storage/badge_cache.py) |
+| `b24:deal:{M}:ID` | string | the activity that shows a badge on deal ID (storage/deal_links.py) |
+| `b24:deal:{M}:ID:lock` | string | serialises changes of that deal's badge |
+| `b24:idem:{M}:SHA256` | hash | an `Idempotency-Key` and its result (storage/idempotency.py) |
+| `b24:state:{M}:NONCE` | string | a single-use OAuth `state` (portals/sessions.py) |
+"""
+from __future__ import annotations
+
+PORTALS = "b24:portals"
+
+
+def _tag(member_id: str) -> str:
+    return "{" + member_id + "}"
+
+
+def portal(member_id: str) -> str:
+    return f"b24:portal:{_tag(member_id)}"
+
+
+def domain(name: str) -> str:
+    return f"b24:domain:{name.lower()}"
+
+
+def refresh_lock(member_id: str) -> str:
+    return f"b24:lock:{_tag(member_id)}"
+
+
+def rate(member_id: str) -> str:
+    return f"b24:rate:{_tag(member_id)}"
+
+
+def operating(member_id: str) -> str:
+    return f"b24:op:{_tag(member_id)}"
+
+
+def badge_cache(member_id: str) -> str:
+    return f"b24:cache:{_tag(member_id)}:badges"
+
+
+def deal(member_id: str, deal_id: int) -> str:
+    return f"b24:deal:{_tag(member_id)}:{deal_id}"
+
+
+def deal_lock(member_id: str, deal_id: int) -> str:
+    return f"{deal(member_id, deal_id)}:lock"
+
+
+def idempotency(member_id: str, digest: str) -> str:
+    return f"b24:idem:{_tag(member_id)}:{digest}"
+
+
+def oauth_state(member_id: str, nonce: str) -> str:
+    return f"b24:state:{_tag(member_id)}:{nonce}"
+
+
+def purge_patterns(member_id: str) -> tuple[str, ...]:
+    """SCAN patterns of everything kept for a portal besides its record and the global indexes."""
+    tag = _glob_escape(_tag(member_id))
+    return (f"b24:cache:{tag}*", f"b24:deal:{tag}*", f"b24:idem:{tag}*", f"b24:state:{tag}*",
+            f"b24:op:{tag}", f"b24:rate:{tag}", f"b24:lock:{tag}")
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
