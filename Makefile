@@ -5,18 +5,24 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 JSSDK := static/vendor/b24jssdk.min.js
 
-.PHONY: run test lint setup bench clean
+.PHONY: run test unit lint setup bench clean
 
 run: export B24_ENV ?= development
 run: setup
 	$(BIN)/gunicorn -c gunicorn.conf.py app:app
 
-test: setup
-	$(BIN)/ruff check .
+test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The fast tier alone: no Redis, no network.
+unit: setup
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+# Style, the direction of imports (docs/DESIGN.md §2) and types (strict outside the sandbox).
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 setup: $(STAMP) $(JSSDK)
 
@@ -35,7 +41,7 @@ $(JSSDK): static/package.json static/package-lock.json
 clean:
 	rm -rf $(VENV) static/node_modules static/vendor
 
-# Benchmarks of issue #7 (docs/PERFORMANCE.md): the app under gunicorn against the sandbox on 127.0.0.1.
+# Benchmarks (docs/PERFORMANCE.md): the app under gunicorn against the sandbox on 127.0.0.1.
 # The benchmark owns BENCH_REDIS_URL's database (flushed before and after). Results: bench/results/<time>/.
 BENCH_REDIS_URL ?= redis://127.0.0.1:6379/14
 bench: setup

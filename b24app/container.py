@@ -19,7 +19,7 @@ from .badges.service import Badges
 from .bitrix.client import PortalClients
 from .bitrix.limiter import OperatingBudget, RateLimiter
 from .bitrix.oauth import OAuthClient
-from .bitrix.tokens import TokenManager
+from .bitrix.tokens import TokenManager, redis_locks
 from .bitrix.transport import PortalHTTP, Transport
 from .config import Config
 from .observability import metrics
@@ -99,7 +99,7 @@ def build_services(config: Config, client: redis.Redis) -> Services:
 def _portal_services(config: Config, client: redis.Redis, manifest: Manifest, store: RedisInstallationStore,
                      transport: Transport) -> PortalServices:
     oauth = OAuthClient(config, oauth_session())
-    tokens = TokenManager(store, oauth, client)
+    tokens = TokenManager(store, oauth, redis_locks(client))
     limiter = RateLimiter(client, config.rate_rps, config.rate_burst)
     clients = PortalClients(store=store, tokens=tokens, oauth=oauth, http=transport, limiter=limiter,
                             budget=OperatingBudget(client), allow_http=config.allow_http,

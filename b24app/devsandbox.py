@@ -28,7 +28,8 @@ def free_port(preferred: int = 0) -> int:
             probe.bind(("127.0.0.1", preferred))
         except OSError:
             probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def credentials(data_dir: Path) -> tuple[str, str]:

@@ -1,4 +1,4 @@
-"""Memory (DESIGN §9): Redis bytes per installed portal, with N synthetic portals.
+"""Memory (docs/DESIGN.md §9): Redis bytes per installed portal, with N synthetic portals.
 
 N portals (realistic field sizes: 32-hex member_id, bitrix24.com domain, 70-char tokens, 32-hex
 application_token) are written through the real `RedisInstallationStore.save` into the benchmark's own

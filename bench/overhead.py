@@ -1,4 +1,4 @@
-"""Overhead (DESIGN §9): a badge add through the app vs. a direct crm.activity.badge.add to the sandbox.
+"""Overhead (docs/DESIGN.md §9): a badge add through the app vs. a direct crm.activity.badge.add to the sandbox.
 
 One run = `pairs` pairs of calls, issued one at a time over keep-alive connections: a direct REST call
 (`POST {client_endpoint}crm.activity.badge.add` with its own token) and `POST /api/v1/badges` through

@@ -1,4 +1,4 @@
-"""Profile the badge-add hot path with pyinstrument (issue #7 point 1).
+"""Profile the badge-add hot path with pyinstrument.
 
 The app is built in this process (`create_app`, the same code gunicorn serves) and driven through Flask's
 test client, so the profile shows the app's own work per request: session check, portal record, Redis

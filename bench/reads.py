@@ -1,4 +1,4 @@
-"""Reads (DESIGN §9): cached GET /api/v1/badges responses per second on this machine (2 cores).
+"""Reads (docs/DESIGN.md §9): cached GET /api/v1/badges responses per second on this machine (2 cores).
 
 The badge list of one portal (20 badges) is in the app's cache; wrk (Debian package `wrk`) keeps
 `connections` keep-alive connections busy for `seconds`, and every response is checked to be 200 by a wrk

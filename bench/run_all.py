@@ -1,4 +1,4 @@
-"""Run every benchmark of issue #7 against the app under gunicorn and the sandbox over 127.0.0.1.
+"""Run every benchmark of docs/DESIGN.md §9 against the app under gunicorn and the sandbox over 127.0.0.1.
 
 `make bench` runs this at full size; `--smoke` runs each at a tiny size (the test suite does that).
 Results: bench/results/<timestamp>/<benchmark>.json, summary.txt, the gunicorn logs and the profile.

@@ -1,4 +1,4 @@
-"""Refresh storm (DESIGN §9): N portals whose access tokens all expired, hit at once through the app.
+"""Refresh storm (docs/DESIGN.md §9): N portals whose access tokens all expired, hit at once through the app.
 
 Setup: N portals with the app installed and a token chain each (seeded in the sandbox process and saved
 through the real RedisInstallationStore), then the sandbox clock jumps one hour so every access token is

@@ -14,7 +14,7 @@ Field names in `BadgeValidationError.fields`:
   the key exactly as sent (cut to 32 characters), e.g. `title.de` or `value.xx` (unknown language);
 - `<key>` — an unknown top-level key (cut to 64 characters), message "Unknown field.".
 
-App prefix (`B24_BADGE_PREFIX`): badges are portal-global and shared by every app (protocol §5.1),
+App prefix (`B24_BADGE_PREFIX`): badges are portal-global and shared by every app (docs/bitrix24-protocol.md §5.1),
 so the stored code is `prefix + code`. A code that already starts with the prefix (case-sensitive)
 is taken as already prefixed and not doubled. The code as given must itself match
 `[A-Za-z][A-Za-z0-9_]*` (so the UI can check it without knowing the prefix); the 30-character limit
@@ -46,6 +46,10 @@ _MAX_FIELD_NAME = 64
 _MAX_LANG_NAME = 32
 
 _CODE_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+_FIELD_NAMES = "|".join(FIELDS)
+_NAMED_FIELD_RE = re.compile(rf"`({_FIELD_NAMES})`|'({_FIELD_NAMES})'|(?:parameter|field|argument) ({_FIELD_NAMES})\b",
+                             re.IGNORECASE)
+_ANY_FIELD_RE = re.compile(rf"\b({_FIELD_NAMES})\b")
 
 MSG_REQUIRED = "Required."
 MSG_NOT_STRING = "Must be a string."
@@ -77,8 +81,9 @@ class BadgeValidationError(InvalidInput):
 
 def portal_refusal(text: str) -> BadgeValidationError:
     """The portal refused input we considered valid (e.g. a language it does not have); its words
-    name the field when they mention one."""
-    field = "title" if "title" in text else "value" if "value" in text else "code" if "code" in text else "badge"
+    name the field when they mention one: "field `type`", "parameter code", "Argument 'value'"."""
+    named = _NAMED_FIELD_RE.search(text) or _ANY_FIELD_RE.search(text)
+    field = next(group for group in named.groups() if group) if named else "badge"
     return BadgeValidationError({field: text}, f"The portal refused the badge: {text}")
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from ..bitrix.client import PortalClient
@@ -130,7 +130,7 @@ class Badges:
     def invalidate(self, member_id: str) -> None:
         self._cache.invalidate(member_id)
 
-    def import_many(self, portal: PortalClient, items: Sequence[object]) -> list[dict[str, Any]]:
+    def import_many(self, portal: PortalClient, items: object) -> list[dict[str, Any]]:
         """Create up to 500 badges through `batch` (50 per request); one result per item, in order."""
         if not isinstance(items, list) or not items:
             raise InvalidInput("Send {\"badges\": [...]} with 1 to 500 badges.",

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from ..errors import RateLimitTimeout
+from ..errors import AppError, RateLimitTimeout
 from ..observability import metrics
 from ..observability.logs import request_id_var
 from ..storage.installations import Installation, InstallationStore
@@ -115,7 +115,7 @@ class PortalClient:
         started = time.perf_counter()
         try:
             body = self._request(method, dict(params or {}), is_read(method) if idempotent is None else idempotent)
-        except B24Error as exc:
+        except AppError as exc:
             self._observe(method, outcome_label(exc.code), time.perf_counter() - started)
             raise
         self._observe(method, "ok", time.perf_counter() - started)
@@ -328,6 +328,9 @@ def _parse(outcome: Reply | TransportError, method: str) -> dict[str, Any] | B24
     body = outcome.json_object()
     if body is None:
         return TransportError(f"HTTP_{outcome.status}", "the portal answered without JSON",
+                              http_status=outcome.status, method=method)
+    if 300 <= outcome.status < 400:
+        return TransportError(f"HTTP_{outcome.status}", "the portal redirected the call elsewhere",
                               http_status=outcome.status, method=method)
     if "error" in body or outcome.status >= 400:
         return make_error(body, outcome.status, method)

@@ -140,7 +140,7 @@ RULES: dict[str, Rule] = {
     "not_installed": Rule(AppNotInstalled),
     "portal_deleted": Rule(AppNotInstalled, "The portal was deleted or closed."),
     "connection_error": Rule(TransientAuthError),
-    # rights, scope, plan (§3.3; seed: "Insufficient permissions")
+    # rights, scope, plan (§3.3; "Insufficient permissions")
     "access_denied": Rule(AccessDenied, "The user lacks the rights for this action (badges need a portal admin)."),
     "insufficient_scope": Rule(AccessDenied, "The app lacks a scope: check the scopes in the developer console."),
     "invalid_credentials": Rule(AccessDenied),
@@ -160,7 +160,7 @@ RULES: dict[str, Rule] = {
     # the portal failed (§3.3)
     "internal_server_error": Rule(PortalServerError),
     "error_unexpected_answer": Rule(PortalServerError),
-    # our request is wrong (§3.3, §3.4, seed)
+    # our request is wrong (§3.3, §3.4)
     "error_method_not_found": Rule(MethodNotFound, "The method does not exist or its scope is missing."),
     "error_manifest_is_not_available": Rule(NotFound),
     "error_batch_method_not_allowed": Rule(InvalidArgument),

@@ -8,6 +8,7 @@ client secret and tokens never appear in a URL. Bitrix24's token response is not
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -131,7 +132,7 @@ class OAuthClient:
         """Where to send a user so that their portal issues a code (no redirect_uri: the app card has it)."""
         return f"{portal_base.rstrip('/')}/oauth/authorize/?{urlencode({'client_id': self._client_id, 'state': state})}"
 
-    def _token_request(self, call) -> TokenSet:
+    def _token_request(self, call: Callable[[OAuth2Session, str], Any]) -> TokenSet:
         session = OAuth2Session(self._client_id, self._client_secret,
                                 token_endpoint_auth_method="client_secret_post")  # noqa: S106 - a method name
         session.mount("http://", self._session.get_adapter("http://"))

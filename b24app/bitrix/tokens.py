@@ -10,10 +10,13 @@ process killed while holding the lock blocks the portal for at most the lock TTL
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import redis
 from redis.exceptions import LockError
+from redis.lock import Lock
 
 from ..errors import PortalNeedsReauth, PortalUninstalled, PortalUnknown, RefreshBusy
 from ..observability import metrics
@@ -28,17 +31,32 @@ LOCK_WAIT = 20.0
 EXPIRY_LEEWAY = 30.0
 
 
-REAUTH_MESSAGE = ("The portal's authorization expired: an administrator must open the app or re-authorize it.")
+REAUTH_MESSAGE = "The portal's authorization expired: an administrator must open the app or re-authorize it."
+
+
+class RefreshLock(Protocol):
+    def acquire(self) -> bool:
+        """Wait for the lock (bounded); False when it stayed taken."""
+
+    def release(self) -> None: ...
+
+
+LockFactory = Callable[[str], RefreshLock]
+
+
+def redis_locks(client: redis.Redis, *, ttl: float = LOCK_TTL, wait: float = LOCK_WAIT) -> LockFactory:
+    """Per-portal refresh locks shared by every process and host (storage/keys.py `refresh_lock`)."""
+    def lock(member_id: str) -> RefreshLock:
+        return Lock(client, keys.refresh_lock(member_id), timeout=ttl, blocking=True, blocking_timeout=wait,
+                    sleep=0.05, thread_local=False)
+    return lock
 
 
 class TokenManager:
-    def __init__(self, store: InstallationStore, oauth: OAuthClient, client: redis.Redis, *,
-                 lock_ttl: float = LOCK_TTL, lock_wait: float = LOCK_WAIT) -> None:
+    def __init__(self, store: InstallationStore, oauth: OAuthClient, locks: LockFactory) -> None:
         self._store = store
         self._oauth = oauth
-        self._redis = client
-        self._lock_ttl = lock_ttl
-        self._lock_wait = lock_wait
+        self._locks = locks
 
     def usable(self, member_id: str) -> Installation:
         """The record with an access token believed valid; refreshes first when the stored expiry passed."""
@@ -62,8 +80,7 @@ class TokenManager:
         record = self.require(member_id)
         if record.access_token != stale_access_token and not record.token_expired(leeway=EXPIRY_LEEWAY):
             return record
-        lock = self._redis.lock(keys.refresh_lock(member_id), timeout=self._lock_ttl, blocking=True,
-                                blocking_timeout=self._lock_wait, sleep=0.05, thread_local=False)
+        lock = self._locks(member_id)
         if not lock.acquire():
             raise RefreshBusy(f"token refresh for {member_id} is still running elsewhere")
         try:

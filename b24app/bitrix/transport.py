@@ -81,9 +81,9 @@ class PortalHTTP:
 
     def __init__(self, pool_size: int = 32, proxies: Mapping[str, str] | None = None) -> None:
         settings = dict(urllib.request.getproxies() if proxies is None else proxies)
-        options = {"num_pools": 64, "maxsize": pool_size, "block": False, "retries": False}
-        self._direct = urllib3.PoolManager(**options)
-        self._proxied = {scheme: urllib3.ProxyManager(settings[scheme], **options)
+        self._direct = urllib3.PoolManager(num_pools=64, maxsize=pool_size, block=False, retries=False)
+        self._proxied = {scheme: urllib3.ProxyManager(settings[scheme], num_pools=64, maxsize=pool_size, block=False,
+                                                      retries=False)
                          for scheme in ("http", "https") if settings.get(scheme)}
         self._no_proxy = {"no": settings["no"]} if settings.get("no") else {}
 
@@ -115,8 +115,7 @@ class PortalHTTP:
     def _pool(self, url: str) -> urllib3.PoolManager:
         parts = urlsplit(url)
         proxied = self._proxied.get(parts.scheme)
-        if proxied is None or (self._no_proxy and urllib.request.proxy_bypass_environment(parts.netloc,
-                                                                                          self._no_proxy)):
+        if proxied is None or (self._no_proxy and _bypasses_proxy(parts.netloc, self._no_proxy)):
             return self._direct
         return proxied
 
@@ -125,6 +124,12 @@ class PortalHTTP:
         self._direct.clear()
         for manager in self._proxied.values():
             manager.clear()
+
+
+def _bypasses_proxy(host: str, no_proxy: dict[str, str]) -> bool:
+    """NO_PROXY matching exactly as requests and urllib do it (a public helper that typeshed omits)."""
+    bypass: Callable[[str, dict[str, str]], bool] = getattr(urllib.request, "proxy_bypass_environment")  # noqa: B009
+    return bypass(host, no_proxy)
 
 
 @dataclass(frozen=True)

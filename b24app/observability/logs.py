@@ -15,6 +15,7 @@ import re
 import sys
 import time
 from collections.abc import Iterable
+from typing import Any, TextIO
 
 REDACTED = "[REDACTED]"
 HANDLER_NAME = "b24app"
@@ -94,7 +95,7 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
-def make_handler(stream=None, secrets: Iterable[str] = ()) -> logging.Handler:
+def make_handler(stream: TextIO | None = None, secrets: Iterable[str] = ()) -> logging.Handler:
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter())
     handler.addFilter(RedactingFilter(secrets))
@@ -102,7 +103,7 @@ def make_handler(stream=None, secrets: Iterable[str] = ()) -> logging.Handler:
     return handler
 
 
-def configure_logging(level: str | int = "INFO", secrets: Iterable[str] = (), stream=None) -> None:
+def configure_logging(level: str | int = "INFO", secrets: Iterable[str] = (), stream: TextIO | None = None) -> None:
     """Install the JSON + redaction handler on the root logger, replacing an earlier one.
 
     `level` applies to this app's loggers; libraries stay at INFO so debugging the app is readable.
@@ -119,7 +120,7 @@ def configure_logging(level: str | int = "INFO", secrets: Iterable[str] = (), st
     werkzeug.propagate = True
 
 
-def gunicorn_logconfig(level: str = "INFO", secrets: Iterable[str] = ()) -> dict:
+def gunicorn_logconfig(level: str = "INFO", secrets: Iterable[str] = ()) -> dict[str, Any]:
     """`logconfig_dict` for gunicorn: its error log goes through our root handler, access lines to stdout."""
     handler = {"formatter": "json", "filters": ["redact"], "class": "logging.StreamHandler"}
     return {

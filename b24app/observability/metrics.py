@@ -72,7 +72,7 @@ def render() -> bytes:
     """The exposition text: summed over every worker in multiprocess mode, this process otherwise."""
     if multiprocess_dir():
         registry = CollectorRegistry()
-        MultiProcessCollector(registry)
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry)
     return generate_latest(REGISTRY)
 

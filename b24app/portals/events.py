@@ -49,8 +49,7 @@ class LifecycleEvents:
         """Raises Unverified (or Forbidden) when the event cannot be believed; nothing changes then."""
         payload = unflatten(form)
         event = str(payload.get("event", "")).upper()
-        auth = payload.get("auth") if isinstance(payload.get("auth"), dict) else {}
-        data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
+        auth, data = _section(payload, "auth"), _section(payload, "data")
         member_id = str(auth.get("member_id", ""))
         if not member_id:
             raise Forbidden("missing auth[member_id]")
@@ -104,3 +103,8 @@ class LifecycleEvents:
         if not stored or not given:
             return False
         return hmac.compare_digest(stored.encode(), given.encode())
+
+
+def _section(payload: dict[str, Any], name: str) -> dict[str, Any]:
+    value = payload.get(name)
+    return value if isinstance(value, dict) else {}

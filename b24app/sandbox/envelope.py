@@ -1,4 +1,4 @@
-"""Response envelopes (protocol §3.2, §3.3): `{result, time{...}}` and `{error, error_description}`."""
+"""Response envelopes (docs/bitrix24-protocol.md §3.2, §3.3): `{result, time{...}}` and `{error, error_description}`."""
 from __future__ import annotations
 
 import json

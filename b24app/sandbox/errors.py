@@ -1,4 +1,4 @@
-"""Errors the sandbox answers with, shaped like Bitrix24's (protocol §2.4, §3.3).
+"""Errors the sandbox answers with, shaped like Bitrix24's (docs/bitrix24-protocol.md §2.4, §3.3).
 
 `RestError` carries the exact `error` code (a string, or an int for Engine-controller errors such as
 `100` and `0`), the `error_description`, the HTTP status and optional extra keys (`argument`).
@@ -28,7 +28,7 @@ class SandboxError(Exception):
     """Misuse of the sandbox's own Python or control API (not a Bitrix24 error)."""
 
 
-# Auth-stage errors (protocol §3.3): all 401.
+# Auth-stage errors (docs/bitrix24-protocol.md §3.3): all 401.
 def expired_token() -> RestError:
     return RestError("expired_token", "The access token provided has expired", 401)
 
@@ -78,12 +78,12 @@ def operation_time_limit() -> RestError:
 
 
 def argument_error(name: str) -> RestError:
-    """`ERROR_ARGUMENT` for a missing required argument, with the `argument` key (protocol §3.3)."""
+    """`ERROR_ARGUMENT` for a missing required argument, with the `argument` key (docs/bitrix24-protocol.md §3.3)."""
     return RestError("ERROR_ARGUMENT", f"Argument '{name}' is null or empty", 400, {"argument": name})
 
 
 def param_missing(name: str) -> RestError:
-    """Engine binder: a required action parameter was not sent (protocol §5.2, code `100`)."""
+    """Engine binder: a required action parameter was not sent (docs/bitrix24-protocol.md §5.2, code `100`)."""
     return RestError(100, f"Could not find value for parameter {{{name}}}", 400)
 
 

@@ -1,4 +1,4 @@
-"""Frame sessions: one per iframe render, keyed by APP_SID (protocol §1.2, §7.2).
+"""Frame sessions: one per iframe render, keyed by APP_SID (docs/bitrix24-protocol.md §1.2, §7.2).
 
 A portal renders the app in an iframe with a form POST and links the frame to the b24jssdk
 postMessage channel by APP_SID. The sandbox remembers each render so the portal page can answer

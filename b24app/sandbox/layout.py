@@ -1,4 +1,4 @@
-"""Validation of a configurable activity's `layout` (LayoutDto, protocol §5.6).
+"""Validation of a configurable activity's `layout` (LayoutDto, docs/bitrix24-protocol.md §5.6).
 
 The sandbox checks the rules the protocol document lists: required `icon.code`, `header.title`,
 `body.logo.code`; 1–20 `body.blocks` whose keys use only Latin letters, digits, `-` and `_`; at
@@ -97,12 +97,12 @@ def validate_layout(layout: dict[str, Any]) -> list[RestError]:
 
 def title_text(layout: dict[str, Any], lang: str) -> str:
     """The header title shown to a user of language `lang` (fallback: en, then the first one)."""
-    header = layout.get("header") if isinstance(layout.get("header"), dict) else {}
-    return localized(header.get("title", ""), lang)
+    header = layout.get("header")
+    return localized(header.get("title", "") if isinstance(header, dict) else "", lang)
 
 
 def localized(value: Any, lang: str) -> str:
-    """Badge/title display fallback (protocol §5.2): current language -> `en` -> first element."""
+    """Badge/title display fallback (docs/bitrix24-protocol.md §5.2): current language -> `en` -> first element."""
     if isinstance(value, str):
         return value
     texts = _as_dict(value) or {}

@@ -1,4 +1,5 @@
-"""Install, installFinish, update, uninstall, and opening the app — the way a portal does them (§1).
+"""Install, installFinish, update, uninstall, and opening the app — the way a portal does them
+(docs/bitrix24-protocol.md §1).
 
 * UI install: the portal POSTs the installer form (query DOMAIN, PROTOCOL, LANG, APP_SID; body
   AUTH_ID, AUTH_EXPIRES, REFRESH_ID, SERVER_ENDPOINT, member_id, status, PLACEMENT=DEFAULT,

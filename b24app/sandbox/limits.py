@@ -1,4 +1,4 @@
-"""The two Bitrix24 cloud limits (protocol §4).
+"""The two Bitrix24 cloud limits (docs/bitrix24-protocol.md §4).
 
 * `LeakyBucket`: each HTTP request to a portal adds 1, the level drains by `rps` per second; when a
   request would lift the level above `burst` it is refused with 503 QUERY_LIMIT_EXCEEDED (§4.1).

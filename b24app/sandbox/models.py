@@ -11,13 +11,13 @@ from typing import Any
 
 LOCALHOST = "127.0.0.1"
 
-# CultureTable codes a portal knows (used to validate badge language keys, protocol §5.2).
+# CultureTable codes a portal knows (used to validate badge language keys, docs/bitrix24-protocol.md §5.2).
 PORTAL_LANGUAGES = ("en", "de", "ru", "ua", "kz", "by", "pl", "fr", "es", "la", "br", "it", "tr",
                     "ja", "sc", "tc", "vn", "id", "ms", "th", "ar")
 
 
 def new_client_id() -> str:
-    """`app.<14 hex>.<8 digits>`, the shape of a marketplace app's client_id (protocol §8)."""
+    """`app.<14 hex>.<8 digits>`, the shape of a marketplace app's client_id (docs/bitrix24-protocol.md §8)."""
     return f"app.{secrets.token_hex(7)}.{secrets.randbelow(10**8):08d}"
 
 
@@ -28,7 +28,7 @@ def new_client_secret() -> str:
 
 @dataclass
 class AppCard:
-    """The app's card in the developer console: credentials, URLs, scope, version (protocol §8)."""
+    """The app's card in the developer console: credentials, URLs, scope, version (docs/bitrix24-protocol.md §8)."""
 
     client_id: str
     client_secret: str
@@ -103,7 +103,7 @@ class Badge:
 
 @dataclass
 class Activity:
-    """A configurable activity (provider CONFIGURABLE_REST_APP) on a CRM item (protocol §5.6)."""
+    """A configurable activity (provider CONFIGURABLE_REST_APP) on a CRM item (docs/bitrix24-protocol.md §5.6)."""
 
     id: int
     owner_type_id: int

@@ -1,4 +1,4 @@
-"""The OAuth server (protocol §2, §6.2): `/oauth/token/` and `/rest/app.info`.
+"""The OAuth server (docs/bitrix24-protocol.md §2, §6.2): `/oauth/token/` and `/rest/app.info`.
 
 Token endpoint: grant_type `authorization_code` or `refresh_token`, parameters in the query string
 (GET, as documented) or a form body (POST, as CRest and b24jssdk send them). Errors per §2.4:
@@ -25,6 +25,7 @@ from .server import DROP_KEY
 
 if TYPE_CHECKING:
     from .sandbox import Sandbox
+    from .tokens import AuthCode, RefreshToken
 
 log = logging.getLogger("b24app.sandbox.oauth")
 GRANTS = ("authorization_code", "refresh_token")
@@ -84,7 +85,7 @@ def _token_locked(sb: Sandbox, grant: str, params: dict[str, str]) -> OAuthAnswe
     if not value:
         return _oauth_error("invalid_request", f'No "{secret_name}" parameter found')
     if grant == "authorization_code":
-        redeemed = sb.tokens.redeem_code(value, client_id, now)
+        redeemed: AuthCode | RefreshToken | None = sb.tokens.redeem_code(value, client_id, now)
         if redeemed is None:
             return _oauth_error("invalid_grant", "Authorization code doesn't exist or is invalid for the client")
     else:

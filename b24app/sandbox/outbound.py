@@ -1,6 +1,6 @@
 """Requests the portal makes to the app: event POSTs and the iframe/installer POSTs.
 
-Everything is a form POST with flat bracket keys (protocol §1.2, §1.4), sent synchronously with a
+Everything is a form POST with flat bracket keys (docs/bitrix24-protocol.md §1.2, §1.4), sent synchronously with a
 timeout, never following redirects. Event deliveries are recorded (url, event, status, duration)
 so tests can assert them; there are no retries, as on Bitrix24 (§1.6).
 """

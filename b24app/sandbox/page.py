@@ -4,7 +4,7 @@
 * `/marketplace/app/<client_id>/` — the app page: the installer (admins, before installFinish) or the app;
 * `/crm/deal/` — a kanban board; `/crm/deal/details/<id>/` — a deal card with the app's
   CRM_DEAL_DETAIL_TAB placements as tabs and a kanban-card preview of the deal's badge.
-The app is loaded in an iframe by a form POST (the iframe POST of protocol §1.2) whose target is the
+The app is loaded in an iframe by a form POST (the iframe POST of docs/bitrix24-protocol.md §1.2) whose target is the
 iframe's name `DOMAIN|PROTOCOL|APP_SID`; `static/portal.js` plays the parent side of the b24jssdk
 postMessage protocol and talks back to the `/_portal/...` endpoints below (same origin only).
 """
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, abort, redirect, render_template, request, send_from_directory
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from .envelope import json_response
 from .errors import SandboxError
@@ -150,7 +151,7 @@ def create_page_blueprint(sb: Sandbox, this_portal: Callable[[], Portal]) -> Blu
                     titles=titles, session=session, problem=problem, frame_config=config)
 
     @bp.post("/_portal/apps/<client_id>/install")
-    def start_install(client_id: str) -> Response:
+    def start_install(client_id: str) -> WerkzeugResponse:
         portal = this_portal()
         require_same_origin(portal)
         app = sb.apps.get(client_id) or abort(404)
@@ -158,7 +159,7 @@ def create_page_blueprint(sb: Sandbox, this_portal: Callable[[], Portal]) -> Blu
         return redirect(f"/marketplace/app/{client_id}/", 303)
 
     @bp.get("/_portal/user/<int:user_id>")
-    def switch_user(user_id: int) -> Response:
+    def switch_user(user_id: int) -> WerkzeugResponse:
         portal = this_portal()
         target = request.args.get("next", "/")
         if not target.startswith("/") or target.startswith("//"):

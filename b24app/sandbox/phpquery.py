@@ -1,8 +1,8 @@
 """PHP-style bracket parameters, both ways.
 
 Bitrix24 is PHP: a form or query `title[en]=Hi&ids[]=1&ids[]=2` arrives as nested arrays, batch
-commands are query strings parsed the same way (protocol §3.4), and events are POSTed with flat
-bracket keys such as `auth[access_token]` (protocol §1.4). PHP arrays become `dict`s with string
+commands are query strings parsed the same way (docs/bitrix24-protocol.md §3.4), and events are POSTed with flat
+bracket keys such as `auth[access_token]` (docs/bitrix24-protocol.md §1.4). PHP arrays become `dict`s with string
 keys here; `[]` appends with the next integer key, like PHP does.
 """
 from __future__ import annotations
@@ -105,7 +105,7 @@ def as_list(value: Any) -> list[Any] | None:
 
 def php_array(value: dict[str, Any]) -> dict[str, Any] | list[Any]:
     """What PHP's json_encode makes of an array: a list if keys are exactly 0..n-1 in order."""
-    keys = list(value.keys())
+    keys: list[Any] = list(value.keys())
     if keys == [str(i) for i in range(len(keys))] or keys == list(range(len(keys))):
         return list(value.values())
     return value

@@ -1,7 +1,7 @@
 """The WSGI app every portal port runs: `/rest/...`, `/oauth/authorize/`, and the portal page.
 
 The portal is chosen by the local port the request arrived on. A port left behind by a rename
-answers 302 to the same path and query on the portal's new address (protocol §3.1).
+answers 302 to the same path and query on the portal's new address (docs/bitrix24-protocol.md §3.1).
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 
 from flask import Flask, Response, redirect, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from . import errors as err
 from .envelope import JSON_TYPE, PREFLIGHT_HEADERS, json_response
@@ -98,8 +99,8 @@ def create_portal_app(sb: Sandbox) -> Flask:
         return Response(answer.body, answer.status, answer.headers, content_type=JSON_TYPE)
 
     @app.get("/oauth/authorize/", strict_slashes=False)
-    def authorize() -> Response:
-        """Authorization-code flow (protocol §2.2): 302 to the app's registered redirect URI."""
+    def authorize() -> WerkzeugResponse:
+        """Authorization-code flow (docs/bitrix24-protocol.md §2.2): 302 to the app's registered redirect URI."""
         portal = this_portal()
         client_id = request.args.get("client_id", "")
         user_id = current_user_id(portal)

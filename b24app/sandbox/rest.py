@@ -1,4 +1,4 @@
-"""Portal REST dispatch (protocol §3, §4): rate limit, auth, method lookup, faults, operating time,
+"""Portal REST dispatch (docs/bitrix24-protocol.md §3, §4): rate limit, auth, method lookup, faults, operating time,
 execution and the envelope. Pure logic over the `Sandbox` state; the HTTP view lives in
 `portal_app.py`.
 

@@ -128,7 +128,7 @@ class Sandbox:
         given = list(users.values() if isinstance(users, dict) else users) if users else []
         people = {u.id: dataclasses.replace(u) for u in given} or default_users()
         portal = Portal(member_id, name or f"portal-{port}", language, port, people,
-                        demo_deals(deals), tuple(map(float, rate)) if rate else None, lic)
+                        demo_deals(deals), (float(rate[0]), float(rate[1])) if rate else None, lic)
         portal.seq = max([*portal.deals, 0]) + 100
         with self.lock:
             self.portals[member_id] = portal
@@ -240,7 +240,7 @@ class Sandbox:
 
     # -- limits -------------------------------------------------------------------------------------
     def set_operating_limit(self, seconds: float) -> None:
-        """Operating-time limit per method and app over 10 minutes (default 480 s, protocol §4.2)."""
+        """Operating-time limit per method and app over 10 minutes (default 480 s, docs/bitrix24-protocol.md §4.2)."""
         with self.lock:
             self.operating.limit = float(seconds)
 
@@ -262,13 +262,13 @@ class Sandbox:
             self.operating.reset(member)
 
     def next_badge_seq(self) -> int:
-        """Order of badge bindings, so the kanban can show the most recent one (protocol §5.1)."""
+        """Order of badge bindings, so the kanban can show the most recent one (docs/bitrix24-protocol.md §5.1)."""
         self._badge_seq += 1
         return self._badge_seq
 
     # -- tokens -------------------------------------------------------------------------------------
     def token_payload(self, portal: Portal, app: AppCard, access: AccessToken, refresh: RefreshToken) -> dict[str, Any]:
-        """The OAuth token response (protocol §2.3)."""
+        """The OAuth token response (docs/bitrix24-protocol.md §2.3)."""
         inst = portal.installations.get(app.client_id)
         return {"access_token": access.token, "expires": int(access.expires_at), "expires_in": ACCESS_TTL,
                 "scope": app.scope, "domain": self.oauth_host, "server_endpoint": self.server_endpoint,
@@ -362,7 +362,7 @@ class Sandbox:
             return portal.badges[latest.badge_code]
 
     def badge_display(self, badge: Badge, lang: str) -> dict[str, str]:
-        """How the kanban renders a badge: localized title, value in upper case (protocol §5.2)."""
+        """How the kanban renders a badge: localized title, value in upper case (docs/bitrix24-protocol.md §5.2)."""
         return {"code": badge.code, "type": badge.type, "title": localized(badge.title, lang),
                 "value": localized(badge.value, lang).upper()}
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import io
 import json
 import logging
 import select
@@ -20,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import IO, Any, cast
 
 from werkzeug.serving import WSGIRequestHandler
 from werkzeug.wsgi import LimitedStream
@@ -87,7 +88,7 @@ class _Handler(WSGIRequestHandler):
             except ValueError:
                 self._write(400, [("Content-Type", "text/plain")], b"bad Content-Length", close=True)
                 return
-            environ["wsgi.input"] = LimitedStream(self.rfile, length)
+            environ["wsgi.input"] = LimitedStream(cast(IO[bytes], self.rfile), length)
         status, headers, body = self._call_app(environ)
         try:
             while environ["wsgi.input"].read(65536):
@@ -167,7 +168,7 @@ class _Conn:
         try:
             self.sock.settimeout(0)
             try:
-                if self.handler.rfile.peek(1):
+                if cast(io.BufferedReader, self.handler.rfile).peek(1):
                     return True
             finally:
                 self.sock.settimeout(READ_TIMEOUT)

@@ -1,4 +1,4 @@
-"""OAuth tokens as the Bitrix24 OAuth server keeps them (protocol §2).
+"""OAuth tokens as the Bitrix24 OAuth server keeps them (docs/bitrix24-protocol.md §2).
 
 Access tokens live 3600 s, authorization codes 30 s, refresh tokens 180 days. A refresh token is
 single-use: redeeming it kills it *and* the access token issued together with it. Each install,
@@ -17,7 +17,7 @@ PRUNE_EVERY = 5000
 
 
 def _opaque(nbytes: int = 35) -> str:
-    """Hex-like opaque token, ~70 chars like the real ones (protocol §1.2)."""
+    """Hex-like opaque token, ~70 chars like the real ones (docs/bitrix24-protocol.md §1.2)."""
     return secrets.token_hex(nbytes)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import redis
 
 from . import keys
+from .connection import text
 from .installations import lua_usable
 
 DEFAULT_TTL = 30
@@ -47,7 +48,7 @@ class BadgeListCache:
         """The cached list (None on a miss or for a portal that cannot be served) and the generation
         to hand back to `fill`. One round-trip."""
         data, generation = self._read(keys=[keys.badge_cache(member_id), keys.portal(member_id)])
-        return (data or None), generation.decode() if isinstance(generation, bytes) else str(generation)
+        return (data or None), text(generation)
 
     def fill(self, member_id: str, generation: str, data: bytes) -> bool:
         return bool(self._fill(keys=[keys.badge_cache(member_id)], args=[generation, data, self.ttl]))

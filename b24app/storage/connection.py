@@ -2,10 +2,16 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import redis
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
+
+
+def text(value: Any) -> str:
+    """A reply as text, whether the client decodes responses or not."""
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def connect(url: str) -> redis.Redis:

@@ -29,8 +29,8 @@ class DealLinks:
 
     def lock(self, member_id: str, deal_id: int) -> Lock:
         """Held while one request changes the deal's badge (a context manager)."""
-        return self._redis.lock(keys.deal_lock(member_id, deal_id), timeout=LOCK_TTL, blocking_timeout=LOCK_TTL,
-                                thread_local=False)
+        return Lock(self._redis, keys.deal_lock(member_id, deal_id), timeout=LOCK_TTL, blocking_timeout=LOCK_TTL,
+                    thread_local=False)
 
     def get(self, member_id: str, deal_id: int) -> DealLink | None:
         raw = self._redis.get(keys.deal(member_id, deal_id))

@@ -28,6 +28,7 @@ import redis
 
 from ..errors import IdempotencyError
 from . import keys
+from .connection import text
 
 MAX_KEY_LENGTH = 255
 MAX_FINGERPRINT_LENGTH = 256
@@ -126,10 +127,6 @@ def request_fingerprint(method: str, path: str, body: bytes, *, user_id: object 
     return digest.hexdigest()
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 class IdempotencyStore:
     """Per-portal idempotency records in Redis; see the module docstring for layout and flow."""
 
@@ -157,10 +154,10 @@ class IdempotencyStore:
         token = secrets.token_hex(16)
         reply = self._begin(keys=[self.redis_key(member_id, key)],
                             args=[token, fingerprint, self.lock_ttl * 1000])
-        state = _text(reply[0])
+        state = text(reply[0])
         if state == "started":
             return Started(token)
-        stored_fp, status, body, headers = (_text(part) for part in reply[1:5])
+        stored_fp, status, body, headers = (text(part) for part in reply[1:5])
         if stored_fp != fingerprint:
             return Conflict()
         if state == "running":

@@ -32,6 +32,7 @@ from typing import Any, Protocol
 import redis
 
 from . import keys
+from .connection import text
 from .crypto import TokenCipher
 
 
@@ -243,12 +244,12 @@ class RedisInstallationStore:
         raw = self._redis.hgetall(keys.portal(member_id))
         if not raw:
             return None
-        data = {k.decode(): v.decode() for k, v in raw.items()}
+        data = {text(k): text(v) for k, v in raw.items()}
         return self._decode(member_id, data)
 
     def find_by_domain(self, domain: str) -> Installation | None:
         member_id = self._redis.get(keys.domain(domain))
-        record = self.get(member_id.decode()) if member_id else None
+        record = self.get(text(member_id)) if member_id else None
         return record if record is not None and record.domain == domain.lower() else None
 
     def activate(self, installation: Installation) -> Installation:
@@ -313,7 +314,7 @@ class RedisInstallationStore:
             self._redis.delete(keys.domain(record.domain))
 
     def member_ids(self) -> list[str]:
-        return [m.decode() for m in self._redis.zrange(keys.PORTALS, 0, -1)]
+        return [text(m) for m in self._redis.zrange(keys.PORTALS, 0, -1)]
 
     def iter_all(self) -> Iterator[Installation]:
         for member_id in self.member_ids():
@@ -329,7 +330,7 @@ class RedisInstallationStore:
 
     def _points_here(self, record: Installation) -> bool:
         current = self._redis.get(keys.domain(record.domain))
-        return current is not None and current.decode() == record.member_id
+        return current is not None and text(current) == record.member_id
 
     def _reindex(self, previous: Installation | None, record: Installation) -> None:
         if previous is not None and previous.domain != record.domain and self._points_here(previous):

@@ -158,8 +158,7 @@ def create_badge(session: Session) -> tuple[Response, int]:
 @session_required(admin=True)
 @idempotent
 def import_badges(session: Session) -> tuple[Response, int]:
-    items = _json_body().get("badges")
-    return jsonify(results=services().badges.import_many(_portal(session), items)), 200
+    return jsonify(results=services().badges.import_many(_portal(session), _json_body().get("badges"))), 200
 
 
 @bp.delete("/badges/<raw_code>")

@@ -25,7 +25,7 @@ def portal_services(app: Flask | None = None) -> PortalServices:
     return found
 
 
-def framed_page(template: str, origin: str, status: int = 200, **context: object) -> Response:
+def framed_page(template: str, origin: str, status: int = 200, /, **context: object) -> Response:
     """A page the portal shows in its iframe: framable by that portal's origin and nothing else."""
     response = make_response(render_template(template, **context), status)
     response.headers["Content-Security-Policy"] = FRAME_CSP.format(origin=origin)

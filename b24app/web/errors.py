@@ -40,7 +40,7 @@ from ..storage.idempotency import KeyReused, RequestInProgress
 
 log = logging.getLogger(__name__)
 
-STATUS: dict[type[AppError], int] = {
+STATUS: dict[type, int] = {
     AppError: 500,
     ConfigError: 503,
     StorageError: 503,
@@ -73,7 +73,7 @@ ERROR_PAGE_CSP = "default-src 'none'; style-src 'self'; img-src 'self'; base-uri
 def status_of(exc: AppError) -> int:
     for cls in type(exc).__mro__:
         if cls in STATUS:
-            return STATUS[cls]  # type: ignore[index]
+            return STATUS[cls]
     return 500
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from flask import Blueprint, Response, redirect, request
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from ..errors import IncompleteFrame
 from ..portals.frames import FrameRequest, portal_origin
@@ -37,7 +38,7 @@ def app_get() -> Response:
 
 
 @bp.get("/oauth/authorize")
-def oauth_authorize() -> Response:
+def oauth_authorize() -> WerkzeugResponse:
     url = portal_services().reauthorization.authorize_url(request.args.get("domain", ""))
     response = redirect(url, code=302)
     response.headers["Cache-Control"] = "no-store"

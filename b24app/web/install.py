@@ -27,7 +27,7 @@ def install() -> Response | tuple[Response, int]:
     frame = FrameRequest.parse(request.form, request.args)
     record = found.portals.install(frame)
     origin = portal_origin(record.client_endpoint)
-    context = {"manifest": services().manifest, "lang": frame.lang, "domain": record.domain}
+    context: dict[str, object] = {"manifest": services().manifest, "lang": frame.lang, "domain": record.domain}
     try:
         report = found.binder.bind(record.member_id)
     except (B24Error, PortalUnavailable) as exc:

@@ -2,7 +2,7 @@
 // `t(key, params)` fills `{name}` placeholders. Static markup is translated through
 // `data-i18n="key"` (+ `data-arg-<name>` for placeholders; such values are shown in bold).
 // The `rule.*` English texts are, word for word, the server's validation messages
-// (b24app/badge_rules.py), so `serverMessage()` can show the server's messages in the UI language.
+// (b24app/badges/rules.py), so `serverMessage()` can show the server's messages in the UI language.
 
 import { LANGUAGE_IDS, MAX_CODE_LENGTH, MAX_LANGUAGES, MAX_TEXT_LENGTH, BADGE_TYPES } from "./rules.js";
 

@@ -1,7 +1,7 @@
-"""10,000+ hostile requests against /api/v1 (issue #7 point 6): no 5xx, nothing stored.
+"""10,000+ hostile requests against /api/v1: no 5xx, nothing stored.
 
 Hypothesis drives the app under gunicorn (2 workers, real Redis, the sandbox over HTTP) with requests
-built from the operations of the OpenAPI description (b24app/openapi.py):
+built from the operations of the OpenAPI description (b24app/web/openapi.py):
 - forged, tampered, expired, foreign-audience and malformed session tokens on every operation;
 - a real administrator's session with malformed bodies: wrong JSON types, invalid codes, oversized,
   blank or control-character titles, too many or unknown languages, unknown fields, > 500 import items,

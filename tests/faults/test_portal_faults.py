@@ -1,4 +1,4 @@
-"""The portal answering 500s and timeouts (issue #7 point 6): bounded retries, no duplicate, clear errors.
+"""The portal answering 500s and timeouts: bounded retries, no duplicate, clear errors.
 
 The app runs under gunicorn (2 workers) against the sandbox over HTTP and real Redis. Each case counts
 what reached the portal, so "bounded" and "no duplicate" are facts, not hopes. Single-fault cases of the

@@ -1,4 +1,4 @@
-"""Redis stopped and restarted under load (issue #7 point 6, DESIGN §9 faults).
+"""Redis stopped and restarted under load (docs/DESIGN.md §9, faults).
 
 A private redis-server with persistence (AOF, fsync always) on a free port; the app under gunicorn
 (2 workers) against it and the sandbox over HTTP; client threads keep calling the API throughout.

@@ -1,4 +1,4 @@
-"""The badge API (issue #5 points 4–7) against the sandbox over real HTTP."""
+"""The badge API against the sandbox over real HTTP."""
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,4 @@
-"""The app page and UI sessions (issue #4 point 3) and owner hand-over (point 7)."""
+"""The app page and UI sessions."""
 from __future__ import annotations
 
 import re

@@ -1,4 +1,4 @@
-"""The operations CLI (issue #4 point 9): `flask --app app b24 …` against real portals."""
+"""The operations CLI: `flask --app app b24 …` against real portals."""
 from __future__ import annotations
 
 import json

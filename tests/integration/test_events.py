@@ -1,4 +1,4 @@
-"""Lifecycle events (issue #4 point 2): ONAPPINSTALL, ONAPPUPDATE, ONAPPUNINSTALL, forged events."""
+"""Lifecycle events: ONAPPINSTALL, ONAPPUPDATE, ONAPPUNINSTALL, forged events."""
 from __future__ import annotations
 
 import requests

@@ -1,4 +1,4 @@
-"""Install (issue #4 point 1): verified through the OAuth server, stored, bound idempotently."""
+"""Install: verified through the OAuth server, stored, bound idempotently."""
 from __future__ import annotations
 
 import requests

@@ -1,4 +1,4 @@
-"""No token, refresh token, application_token, AUTH_ID or client secret in any log line (issue #4 point 10)."""
+"""No token, refresh token, application_token, AUTH_ID or client secret in any log line."""
 from __future__ import annotations
 
 import io

@@ -1,4 +1,4 @@
-"""OAuth code flow (issue #4 point 4): signed, expiring, single-use state; re-authorizes a dead chain."""
+"""OAuth code flow: signed, expiring, single-use state; re-authorizes a dead chain."""
 from __future__ import annotations
 
 from urllib.parse import parse_qs, urlsplit

@@ -1,4 +1,4 @@
-"""Portal rename (issue #4 point 8): a 302 is verified, followed once, and the new address stored."""
+"""Portal rename: a 302 is verified, followed once, and the new address stored."""
 from __future__ import annotations
 
 import pytest

@@ -1,6 +1,6 @@
-"""The portal REST client (issue #5 points 1–3): every error code's behaviour, limits, batch.
+"""The portal REST client: every error code's behaviour, limits, batch.
 
-Each Bitrix24 error code of protocol §3.3 / §2.4 and of the seed page is injected by the sandbox
+Each Bitrix24 error code of docs/bitrix24-protocol.md §3.3 / §2.4 and of the seed page is injected by the sandbox
 (fault mode `error`, with the status the docs give) and the client's reaction is checked: refresh and
 retry once, wait and retry, retry reads only, or fail fast — and never a refresh for codes that a
 refresh cannot fix.
@@ -36,7 +36,7 @@ from tests.support import workers
 # Codes Bitrix24 sends in lower case (OAuth-layer errors); the rest are upper case or numeric.
 LOWER_CASE_CODES = {"expired_token", "invalid_token", "insufficient_scope", "user_access_error",
                     "authorization_error"}
-# code → HTTP status the portal uses for it (protocol §3.3, system-errors; others are 400 controller errors)
+# code → HTTP status the portal uses for it (docs/bitrix24-protocol.md §3.3; others are 400 controller errors)
 STATUSES = {"expired_token": 401, "invalid_token": 401, "no_auth_found": 401, "authorization_error": 401,
             "application_not_found": 401, "error_oauth": 401, "not_installed": 401, "portal_deleted": 403,
             "connection_error": 401, "access_denied": 403, "insufficient_scope": 401, "invalid_credentials": 401,

@@ -1,4 +1,4 @@
-"""Token refresh (issue #4 point 6): reactive, single-flight across processes, never a loop."""
+"""Token refresh: reactive, single-flight across processes, never a loop."""
 from __future__ import annotations
 
 import multiprocessing
@@ -13,7 +13,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from b24app.bitrix.oauth import OAuthClient, OAuthError
-from b24app.bitrix.tokens import TokenManager
+from b24app.bitrix.tokens import TokenManager, redis_locks
 from b24app.errors import PortalUnavailable
 from b24app.storage import keys
 from b24app.storage.installations import Installation, PortalState
@@ -101,7 +101,7 @@ def test_refresh_is_a_form_post_with_no_secret_in_the_url(b24) -> None:
     session = requests.Session()
     session.mount("http://", Recording())
     store = b24.services.store
-    manager = TokenManager(store, OAuthClient(b24.config, session), b24.services.redis)
+    manager = TokenManager(store, OAuthClient(b24.config, session), redis_locks(b24.services.redis))
     record = store.get(portal.member_id)
     manager.refresh(portal.member_id, record.access_token)
     (request,) = seen

@@ -1,4 +1,5 @@
-"""Configurable activities: crm.activity.configurable.add/update/get, crm.activity.list/delete (§5.6).
+"""Configurable activities: crm.activity.configurable.add/update/get, crm.activity.list/delete
+(docs/bitrix24-protocol.md §5.6).
 
 A badge shows on the owner's kanban card while an activity that carries its `badgeCode` is open.
 Only app (OAuth) callers may create, update or read configurable activities — a webhook gets
@@ -205,8 +206,7 @@ def _matches(row: dict[str, Any], filters: dict[str, Any]) -> bool:
 @rest_method("crm.activity.list", scope="crm")
 def activity_list(ctx: CallContext, params: dict[str, Any]) -> Paged:
     args = upper_keys(params)
-    filters = upper_keys(args.get("FILTER") if isinstance(args.get("FILTER"), dict) else {})
-    order = upper_keys(args.get("ORDER") if isinstance(args.get("ORDER"), dict) else {})
+    filters, order = upper_keys(_mapping(args.get("FILTER"))), upper_keys(_mapping(args.get("ORDER")))
     select = as_list(args.get("SELECT")) or []
     try:
         start = max(0, int(args.get("START") or 0))
@@ -236,3 +236,7 @@ def activity_delete(ctx: CallContext, params: dict[str, Any]) -> bool:
     if ctx.portal.activities.pop(activity_id, None) is None:
         raise RestError("ERROR_NOT_FOUND", "Not found.", 400)
     return True
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}

@@ -1,4 +1,4 @@
-"""crm.activity.badge.add/get/list/delete (protocol §5.1–§5.5).
+"""crm.activity.badge.add/get/list/delete (docs/bitrix24-protocol.md §5.1–§5.5).
 
 Engine-controller semantics: binder errors first (`100`), then the action's own checks in source
 order (admin, title, value, type, code length, ORM uniqueness); only the first error is returned,

@@ -34,13 +34,13 @@ class CallContext:
 
     @property
     def caller_key(self) -> str:
-        """Operating time is accounted per app or per webhook (protocol §4.2)."""
+        """Operating time is accounted per app or per webhook (docs/bitrix24-protocol.md §4.2)."""
         return self.client_id if self.client_id else f"webhook:{self.webhook.id if self.webhook else 0}"
 
 
 @dataclass
 class Paged:
-    """A list result: adds top-level `next`/`total` to the envelope (protocol §3.2)."""
+    """A list result: adds top-level `next`/`total` to the envelope (docs/bitrix24-protocol.md §3.2)."""
 
     result: Any
     total: int | None = None

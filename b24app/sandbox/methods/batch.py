@@ -1,4 +1,5 @@
-"""batch (protocol §3.4): up to 50 commands, `$result[key][field]` references, halt, per-command errors.
+"""batch (docs/bitrix24-protocol.md §3.4): up to 50 commands, `$result[key][field]` references, halt,
+per-command errors.
 
 Each command is a query string `method?param=value&...` parsed with PHP bracket rules. The batch
 is one HTTP request for the rate limiter; every sub-call is accounted to its own method's operating

@@ -1,4 +1,4 @@
-"""event.bind/get/unbind and placement.bind/get/unbind (protocol §5.7; EN/RU event-*.md pages).
+"""event.bind/get/unbind and placement.bind/get/unbind (docs/bitrix24-protocol.md §5.7; EN/RU event-*.md pages).
 
 Both need app context (a webhook gets 403 WRONG_AUTH_TYPE). Binding and unbinding need a portal
 admin (403 ACCESS_DENIED). A duplicate bind is refused the way core does it: 400 ERROR_CORE
@@ -144,7 +144,7 @@ def placement_bind(ctx: CallContext, params: dict[str, Any]) -> bool:
         raise RestError("ERROR_PLACEMENT_MAX_COUNT", "Placement max count exceeded")
     if any(p.handler == handler for p in mine):
         raise RestError("ERROR_CORE", "Unable to set placement handler: Handler already binded")
-    lang_all = args.get("LANG_ALL") if isinstance(args.get("LANG_ALL"), dict) else {}
+    lang_all: dict[str, Any] = args["LANG_ALL"] if isinstance(args.get("LANG_ALL"), dict) else {}
     options = args.get("OPTIONS") if isinstance(args.get("OPTIONS"), dict | list) and args.get("OPTIONS") else []
     ctx.portal.placements.append(PlacementHandler(
         ctx.portal.next_id(), client_id, placement, handler, str(args.get("TITLE") or ""),

@@ -1,4 +1,4 @@
-"""app.info (portal shape), profile, user.admin, user.current, server.time (protocol §6.1, §6.3)."""
+"""app.info (portal shape), profile, user.admin, user.current, server.time (docs/bitrix24-protocol.md §6.1, §6.3)."""
 from __future__ import annotations
 
 from typing import Any

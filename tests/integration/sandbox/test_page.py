@@ -114,6 +114,6 @@ def test_deal_card_tabs_and_badge(http, installed: Installed, card: AppCard, sb:
 
 
 def test_sandbox_home_lists_portals(server, portal: Portal) -> None:
-    """DESIGN §8 (developers click through it): the OAuth port's home page links every portal."""
+    """docs/DESIGN.md §8 (developers click through it): the OAuth port's home page links every portal."""
     html = requests.get(server.oauth_url + "/", timeout=10).text
     assert portal.base_url in html

@@ -1,4 +1,4 @@
-"""The OpenAPI 3.1 description of /api/v1 (issue #7 point 6): valid, served, and complete."""
+"""The OpenAPI 3.1 description of /api/v1: valid, served, and complete."""
 from __future__ import annotations
 
 import re

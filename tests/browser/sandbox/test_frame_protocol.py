@@ -10,17 +10,17 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
 from flask import Flask, Response, request
 from werkzeug.serving import make_server
 
+from b24app.config import REPO_ROOT
 from b24app.sandbox import Sandbox
 from tests.support.chromium import CHROMIUM
 
-BUNDLE = Path(__file__).resolve().parents[2] / "static" / "vendor" / "b24jssdk.min.js"
+BUNDLE = REPO_ROOT / "static" / "vendor" / "b24jssdk.min.js"
 
 pytestmark = [
     pytest.mark.browser,

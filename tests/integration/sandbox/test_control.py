@@ -1,6 +1,6 @@
 """The HTTP control API mirrors the Python API, so tests in other processes can drive the sandbox.
 
-Each step checks a protocol fact through it: install/ONAPPINSTALL (§1.4), clock and expiry (§2.3),
+Each step checks a fact of docs/bitrix24-protocol.md through it: install/ONAPPINSTALL (§1.4), clock and expiry (§2.3),
 faults (§3.3), counters (§4), rename (§3.1).
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The sandbox as the embedded default Bitrix24 (issue #3 point 7): `make run` and `flask b24 sandbox`."""
+"""The sandbox as the embedded default Bitrix24: `make run` and `flask b24 sandbox`."""
 from __future__ import annotations
 
 import re

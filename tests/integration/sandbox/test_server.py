@@ -1,6 +1,6 @@
 """The sockets layer: keep-alive, one accept loop for many ports, thread safety under load.
 
-These check the sandbox's own architecture (DESIGN §8: several portals at once, tests from many threads
+These check the sandbox's own architecture (docs/DESIGN.md §8: several portals at once, tests from many threads
 and processes); the protocol facts they rely on are docs/bitrix24-protocol.md §3.1 (REST over HTTP/1.1).
 """
 from __future__ import annotations
@@ -62,7 +62,7 @@ def test_connection_close_is_honoured(installed: Installed) -> None:
 
 
 def test_many_portals_share_one_accept_loop(sb: Sandbox, card: AppCard) -> None:
-    """DESIGN §8: up to ~1,000 portals, each on its own port, without a thread per listening socket."""
+    """docs/DESIGN.md §8: up to ~1,000 portals, each on its own port, without a thread per listening socket."""
     threads_before = threading.active_count()
     portals = [sb.create_portal(rate=None, deals=1) for _ in range(1000)]
     try:

@@ -1,4 +1,4 @@
-"""Every benchmark of issue #7 at a tiny size (`bench/run_all.py --smoke`): they run, and their checks hold.
+"""Every benchmark (docs/DESIGN.md §9) at a tiny size (`bench/run_all.py --smoke`): they run, and their checks hold.
 
 Not timed: the numbers of a smoke run mean nothing; `make bench` produces the real ones.
 """

@@ -72,7 +72,7 @@ def installed(sb: Sandbox, card: AppCard, portal: Portal) -> Installed:
 
 def call(session: requests.Session, portal: Portal, method: str, token: str | None = None,
          **params: Any) -> requests.Response:
-    """POST a REST method with a JSON body and `auth` in it (the documented way, protocol §3.1)."""
+    """POST a REST method with a JSON body and `auth` in it (the documented way, docs/bitrix24-protocol.md §3.1)."""
     body = dict(params)
     if token is not None:
         body["auth"] = token

@@ -1,4 +1,4 @@
-"""GET /metrics (issue #7 point 7): Prometheus text, bounded labels, summed over gunicorn workers."""
+"""GET /metrics: Prometheus text, bounded labels, summed over gunicorn workers."""
 from __future__ import annotations
 
 import os

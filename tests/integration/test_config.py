@@ -1,4 +1,4 @@
-"""Configuration contract (DESIGN.md §3): every variable parsed, every mistake named in one line."""
+"""Configuration contract (docs/DESIGN.md §3): every variable parsed, every mistake named in one line."""
 from __future__ import annotations
 
 import json
@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from b24app.config import ConfigError, load_config, parse_rate
+from b24app.config import REPO_ROOT, ConfigError, load_config, parse_rate
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO_ROOT
 FERNET = Fernet.generate_key().decode()
 PRODUCTION = {
     "B24_ENV": "production",

@@ -1,4 +1,4 @@
-"""Structured, correlated, redacted logs (issue #2 point 6)."""
+"""Structured, correlated, redacted logs."""
 from __future__ import annotations
 
 import io

@@ -1,4 +1,4 @@
-"""Operations probes and the error contract (issue #2 points 5 and 7)."""
+"""Operations probes and the error contract."""
 from __future__ import annotations
 
 import pytest

@@ -58,13 +58,13 @@ def test_types_and_languages_are_the_documented_sets():
     assert expected == LANGUAGES
 
 
-# --- the seed and to_params ----------------------------------------------------------------------
+# --- the documentation's example of crm.activity.badge.add, and to_params -------------------------
 
-def test_seed_example_passes_and_gives_exactly_the_seed_params():
+def test_the_documented_example_passes_and_gives_exactly_its_params():
     badge = validate_badge(dict(SEED))
     assert badge == BadgeInput(code="missedCall", title="Call Status", value="Missed", type="failure")
     params = badge.to_params()
-    # The seed's curl body minus auth, byte for byte in the same key order.
+    # The documented request body minus auth, byte for byte in the same key order.
     assert json.dumps(params, separators=(",", ":")) == (
         '{"code":"missedCall","title":"Call Status","value":"Missed","type":"failure"}')
 

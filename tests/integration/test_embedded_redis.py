@@ -1,4 +1,4 @@
-"""The embedded default Redis (issue #2 point 3): one server for all workers, data kept across restarts."""
+"""The embedded default Redis: one server for all workers, data kept across restarts."""
 from __future__ import annotations
 
 import os
