@@ -190,8 +190,8 @@ def call(member_id: str, method: str, params: tuple[str, ...]) -> None:
             flat[key] = json.loads(raw)
         except ValueError:
             flat[key] = raw
-    payload = unflatten(flat)
     try:
+        payload = unflatten(flat)
         result = _portal_services().clients.portal(member_id).call(method, payload)
     except AppError as exc:
         raise click.ClickException(f"{exc.code}: {getattr(exc, 'message', exc.description)}") from None

@@ -23,18 +23,20 @@ from .bitrix.tokens import TokenManager, redis_locks
 from .bitrix.transport import PortalHTTP, Transport
 from .config import Config
 from .observability import metrics
+from .portals.admins import AdminCheck
 from .portals.authorization import Reauthorization
 from .portals.binding import Binder
 from .portals.events import LifecycleEvents
 from .portals.manifest import Manifest, load_manifest
 from .portals.service import Portals
-from .portals.sessions import SessionSigner, StateSigner
+from .portals.sessions import SessionSigner
 from .portals.verification import Verifier
 from .storage.badge_cache import BadgeListCache
 from .storage.crypto import TokenCipher
 from .storage.deal_links import DealLinks
 from .storage.idempotency import IdempotencyStore
 from .storage.installations import RedisInstallationStore
+from .storage.user_tokens import UserTokens
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class PortalServices:
     clients: PortalClients
     tokens: TokenManager
     portals: Portals
+    admins: AdminCheck
     events: LifecycleEvents
     binder: Binder
     reauthorization: Reauthorization
@@ -85,19 +88,20 @@ def oauth_session(pool_size: int = 32) -> requests.Session:
 
 def build_services(config: Config, client: redis.Redis) -> Services:
     manifest = load_manifest()
-    store = RedisInstallationStore(client, TokenCipher(config.token_keys))
+    cipher = TokenCipher(config.token_keys)
+    store = RedisInstallationStore(client, cipher)
     transport = PortalHTTP()
     badges = Badges(BadgeListCache(client), prefix=config.badge_prefix)
     portal_services = None
     if config.client_id and config.client_secret:
-        portal_services = _portal_services(config, client, manifest, store, transport)
+        portal_services = _portal_services(config, client, manifest, store, cipher, transport)
     return Services(config=config, redis=client, manifest=manifest, store=store, transport=transport,
                     badges=badges, deals=DealBadges(badges, DealLinks(client)),
                     idempotency=IdempotencyStore(client), portal_services=portal_services)
 
 
 def _portal_services(config: Config, client: redis.Redis, manifest: Manifest, store: RedisInstallationStore,
-                     transport: Transport) -> PortalServices:
+                     cipher: TokenCipher, transport: Transport) -> PortalServices:
     oauth = OAuthClient(config, oauth_session())
     tokens = TokenManager(store, oauth, redis_locks(client))
     limiter = RateLimiter(client, config.rate_rps, config.rate_burst)
@@ -107,8 +111,10 @@ def _portal_services(config: Config, client: redis.Redis, manifest: Manifest, st
     verifier = Verifier(oauth=oauth, http=transport, limiter=limiter, allow_http=config.allow_http)
     sessions = SessionSigner(config.secret_key, audience=oauth.client_id)
     binder = Binder(clients=clients, manifest=manifest, store=store, app_url=config.app_url or "")
+    admins = AdminCheck(store=store, users=UserTokens(client, cipher), http=transport)
     return PortalServices(
-        clients=clients, tokens=tokens, sessions=sessions, binder=binder,
-        portals=Portals(store=store, verifier=verifier, sessions=sessions),
+        clients=clients, tokens=tokens, sessions=sessions, binder=binder, admins=admins,
+        portals=Portals(store=store, verifier=verifier, sessions=sessions, admins=admins),
         events=LifecycleEvents(store=store, verifier=verifier, binder=binder, redis_client=client),
-        reauthorization=Reauthorization(store=store, oauth=oauth, states=StateSigner(config.secret_key, client)))
+        reauthorization=Reauthorization(store=store, oauth=oauth, verifier=verifier, redis_client=client,
+                                        app_url=config.app_url or ""))

@@ -20,7 +20,7 @@ module of the app and checks that each exception class it defines sits in this t
     │   ├── Forbidden ························ verified, but not allowed (not an admin, not installed yet, …)
     │   ├── NoSession ························ the API call carries no session token
     │   ├── InvalidSession ··················· a UI session or OAuth state is forged, foreign or expired
-    │   ├── PortalNotInstalled ··············· the portal named by a request never installed the app
+    │   ├── ReauthLinkInvalid ················ a re-authorization link that is unknown, used or expired
     │   └── VerifierUnavailable ·············· the OAuth server or the portal could not be asked
     ├── PortalUnavailable ···················· the portal cannot be called on (bitrix/tokens.py)
     │   ├── PortalUnknown ···················· it never installed the app
@@ -117,8 +117,8 @@ class InvalidSession(Unverified):
     code = "INVALID_SESSION"
 
 
-class PortalNotInstalled(Unverified):
-    code = "NOT_FOUND"
+class ReauthLinkInvalid(Unverified):
+    code = "INVALID_LINK"
 
 
 class VerifierUnavailable(Unverified):

@@ -8,7 +8,7 @@ import uuid
 from flask import Flask, Response, request
 
 from . import cli, web
-from .config import REPO_ROOT, Config, load_config
+from .config import Config, load_config
 from .container import build_services
 from .observability.logs import configure_logging, request_id_var
 from .storage.connection import connect
@@ -17,7 +17,6 @@ from .web.common import EXTENSION
 
 log = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 1024 * 1024
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
@@ -39,9 +38,8 @@ def create_app(config: Config | None = None, *, configure_logs: bool = True) -> 
         if server is not None:
             server.stop_at_exit()
 
-    app = Flask(__name__, static_folder=str(REPO_ROOT / "static"), static_url_path="/static")
-    app.config.update(SECRET_KEY=config.secret_key, MAX_CONTENT_LENGTH=MAX_BODY_BYTES)
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app = Flask(__name__, static_folder=None)
+    app.config.update(SECRET_KEY=config.secret_key)
     app.extensions[EXTENSION] = build_services(config, connect(redis_url))
 
     _register_request_hooks(app)

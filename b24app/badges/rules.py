@@ -60,6 +60,10 @@ MSG_EMPTY_MAP = "Give a text for at least one language."
 MSG_TOO_MANY_LANGUAGES = f"Use at most {MAX_LANGUAGES} languages."
 MSG_TOO_LONG = f"Use at most {MAX_TEXT_LENGTH} characters."
 MSG_CONTROL = "Remove control characters (line breaks, tabs and other invisible characters)."
+MSG_BIDI = "Remove text-direction control characters (U+202A–U+202E, U+2066–U+2069): they can disguise the text."
+# Bidirectional embeddings, overrides and isolates reorder what follows them: "Paid \u202edeifirev" shows
+# as "Paid verified". Marks (U+200E, U+200F, U+061C) only nudge neutral characters and stay allowed.
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 MSG_LANG_TEXT_TYPE = "Must be a non-empty text."
 MSG_UNKNOWN_LANGUAGE = "Unknown language; use one of: " + ", ".join(LANGUAGE_IDS) + "."
 MSG_TYPE = "Use one of: " + ", ".join(BADGE_TYPES) + "."
@@ -160,6 +164,8 @@ def _text_error(text: object, *, not_text: str) -> tuple[str | None, str]:
         return not_text, ""
     if _has_control(text):
         return MSG_CONTROL, ""
+    if not BIDI_CONTROLS.isdisjoint(text):
+        return MSG_BIDI, ""
     trimmed = text.strip()
     if not trimmed:
         return MSG_EMPTY, ""

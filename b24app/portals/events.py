@@ -3,7 +3,10 @@
 Events have no retries (docs/bitrix24-protocol.md §1.6), so each is verified, stored and answered at
 once; re-binding after an update runs in the background. An event is authenticated by the stored
 application_token (constant-time compare); an install or update event whose token is not stored yet
-is verified through app.info.
+is verified through app.info. An install or update event may replace the stored application_token
+only when its access token belongs to a portal administrator (asked with that token, `user.admin`)
+and its `data[VERSION]` is not older than the stored one: a portal's non-admin user holds genuine
+tokens too, and a captured older event could otherwise be replayed (docs/DESIGN.md §4, §10).
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ import redis
 from ..coerce import to_int
 from ..errors import Forbidden, Unverified
 from ..storage.installations import InstallationStore
-from ..storage.purge import purge_portal_data
+from ..storage.purge import purge_portal_data, purge_user_tokens
 from .binding import Binder
 from .frames import unflatten
 from .lifecycle import activate
@@ -74,6 +77,13 @@ class LifecycleEvents:
             raise Unverified("the event's token could not be verified") from None
         record = self._store.get(member_id)
         version = to_int(data.get("VERSION")) or info.version
+        if record is not None and version < record.app_version:
+            log.warning("event rejected: older version", extra={"event": event, "member_id": member_id,
+                                                                "version": version, "stored": record.app_version})
+            raise Forbidden(f"the event is for version {version}, older than the installed {record.app_version}")
+        if not self._verifier.admin(member_id, info.client_endpoint, access_token):
+            log.warning("event rejected: not an administrator's token", extra={"event": event, "member_id": member_id})
+            raise Forbidden("the event's token does not belong to a portal administrator")
         fresh = record is None or record.chain_dead
         if fresh:
             expires_at = float(to_int(auth.get("expires")) or time.time() + (to_int(auth.get("expires_in")) or 3600))
@@ -94,6 +104,8 @@ class LifecycleEvents:
         clean = str(data.get("CLEAN", "0")) in ("1", "Y", "true")
         if clean:
             purge_portal_data(self._redis, member_id)
+        else:
+            purge_user_tokens(self._redis, member_id)
         log.info("portal uninstalled", extra={"member_id": member_id, "clean": clean})
         return EventOutcome("ONAPPUNINSTALL", member_id)
 

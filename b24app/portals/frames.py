@@ -12,7 +12,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..coerce import to_int
-from ..errors import IncompleteFrame
+from ..errors import BadRequest, IncompleteFrame
+
+MAX_KEY_LENGTH = 200
+MAX_KEY_DEPTH = 6
 
 
 @dataclass(frozen=True)
@@ -61,11 +64,16 @@ def parse_placement_options(raw: str) -> dict[str, Any]:
 
 
 def unflatten(form: Mapping[str, Any]) -> dict[str, Any]:
-    """`auth[member_id]=x&data[FIELDS][ID]=7` → {"auth": {"member_id": "x"}, "data": {"FIELDS": {"ID": "7"}}}."""
+    """`auth[member_id]=x&data[FIELDS][ID]=7` → {"auth": {"member_id": "x"}, "data": {"FIELDS": {"ID": "7"}}}.
+
+    Bitrix24 nests at most a few levels; a longer or deeper key is refused, never built."""
     tree: dict[str, Any] = {}
     for raw_key, value in form.items():
         head, _, rest = raw_key.partition("[")
         parts = [head] + [p.rstrip("]") for p in rest.split("[")] if rest else [head]
+        if len(raw_key) > MAX_KEY_LENGTH or len(parts) > MAX_KEY_DEPTH:
+            raise BadRequest(f"form key too long or too deeply nested (at most {MAX_KEY_LENGTH} characters and "
+                             f"{MAX_KEY_DEPTH} levels)", fields={raw_key[:40]: "Too long or too deeply nested."})
         node = tree
         for part in parts[:-1]:
             child = node.get(part)

@@ -10,6 +10,7 @@ import time
 
 from ..errors import Forbidden
 from ..storage.installations import Installation, InstallationStore
+from .admins import AdminCheck
 from .frames import FrameRequest
 from .lifecycle import activate
 from .sessions import SessionSigner
@@ -19,10 +20,12 @@ log = logging.getLogger(__name__)
 
 
 class Portals:
-    def __init__(self, *, store: InstallationStore, verifier: Verifier, sessions: SessionSigner) -> None:
+    def __init__(self, *, store: InstallationStore, verifier: Verifier, sessions: SessionSigner,
+                 admins: AdminCheck) -> None:
         self._store = store
         self._verifier = verifier
         self._sessions = sessions
+        self._admins = admins
 
     def install(self, frame: FrameRequest) -> Installation:
         """The installer POST: verify (installed=false is expected here) and store; binding comes next."""
@@ -44,7 +47,9 @@ class Portals:
         return verified, record
 
     def session_for(self, verified: VerifiedFrame) -> tuple[str, int]:
-        """A UI session token for the verified user, and its lifetime in seconds."""
+        """A UI session token for the verified user, and its lifetime in seconds. The frame's own token
+        is kept for the session's life, so that writes can re-check the admin flag with it."""
         token = self._sessions.issue(verified.info.member_id, verified.user_id, verified.is_admin,
                                      verified.info.domain)
+        self._admins.remember(verified, self._sessions.ttl)
         return token, self._sessions.ttl

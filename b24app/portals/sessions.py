@@ -1,9 +1,9 @@
-"""Signed, short-lived tokens: the UI session (iframe → our API) and the OAuth `state`.
+"""The UI session: a signed, short-lived bearer token (iframe → our API).
 
 Cookies inside a cross-site iframe are unreliable (Safari ITP), so the UI carries a bearer token
 minted after the frame POST was verified with the OAuth server (the Shopify session-token idea).
 It is bound to member_id, user_id and the admin flag and lives at most 15 minutes; the UI renews it
-with fresh frame auth. Separate salts keep one kind of token from being replayed as the other.
+with fresh frame auth.
 """
 from __future__ import annotations
 
@@ -12,14 +12,11 @@ import secrets
 import time
 from dataclasses import dataclass
 
-import redis
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from ..errors import InvalidSession
-from ..storage import keys
 
 SESSION_TTL = 900
-STATE_TTL = 600
 
 
 @dataclass(frozen=True)
@@ -62,30 +59,3 @@ class SessionSigner:
             raise InvalidSession("session token is not for this app")
         return Session(member_id=str(claims["m"]), user_id=int(claims["u"]), is_admin=bool(claims["a"]),
                        domain=str(claims.get("d", "")), expires_at=issued.timestamp() + self.ttl)
-
-
-class StateSigner:
-    """OAuth `state`: signed (who it is for), expiring, and single-use (a nonce consumed in Redis)."""
-
-    def __init__(self, secret_key: str, client: redis.Redis, ttl: int = STATE_TTL) -> None:
-        self._serializer = URLSafeTimedSerializer(secret_key, salt="b24-oauth-state")
-        self._redis = client
-        self._ttl = ttl
-
-    def issue(self, member_id: str, domain: str) -> str:
-        nonce = secrets.token_urlsafe(16)
-        self._redis.set(keys.oauth_state(member_id, nonce), int(time.time()), ex=self._ttl)
-        return self._serializer.dumps({"m": member_id, "d": domain, "n": nonce})
-
-    def consume(self, state: str, member_id: str, domain: str) -> None:
-        """Accept `state` once, for the portal it was issued for; raises InvalidSession otherwise."""
-        try:
-            claims = self._serializer.loads(state, max_age=self._ttl)
-        except SignatureExpired:
-            raise InvalidSession("the authorization took too long; start again") from None
-        except BadSignature:
-            raise InvalidSession("state is not valid") from None
-        if not isinstance(claims, dict) or claims.get("m") != member_id or claims.get("d") != domain.lower():
-            raise InvalidSession("state was issued for another portal")
-        if not self._redis.delete(keys.oauth_state(member_id, str(claims.get("n")))):
-            raise InvalidSession("state was already used")

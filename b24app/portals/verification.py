@@ -49,8 +49,8 @@ class Verifier:
             raise Unverified("the token does not name a user")
         is_admin = False
         if check_admin:
-            profile = self._user_call(info, frame.auth_id, "profile")
-            is_admin = isinstance(profile.result, dict) and profile.result.get("ADMIN") in (True, "Y", "true", 1)
+            profile = self._user_call(info.member_id, info.client_endpoint, frame.auth_id, "profile")
+            is_admin = isinstance(profile.result, dict) and truthy(profile.result.get("ADMIN"))
         return VerifiedFrame(frame=frame, info=info, user_id=info.user_id, is_admin=is_admin)
 
     def token(self, access_token: str, member_id: str, domain: str) -> AppInfo:
@@ -72,15 +72,24 @@ class Verifier:
             raise Unverified("the token belongs to another portal")
         if info.domain != domain.lower():
             raise Unverified("the portal address does not match its token")
-        scheme = urlsplit(info.client_endpoint).scheme
+        self._check_endpoint(info.client_endpoint)
+
+    def admin(self, member_id: str, client_endpoint: str, access_token: str) -> bool:
+        """Whether the token's user is a portal administrator: the portal answers `user.admin` for the
+        user whose token asks (docs/bitrix24-protocol.md §6.3)."""
+        self._check_endpoint(client_endpoint)
+        return truthy(self._user_call(member_id, client_endpoint, access_token, "user.admin").result)
+
+    def _check_endpoint(self, client_endpoint: str) -> None:
+        scheme = urlsplit(client_endpoint).scheme
         if scheme != "https" and not (scheme == "http" and self._allow_http):
             raise Unverified("the portal's REST endpoint is not https")
 
-    def _user_call(self, info: AppInfo, access_token: str, method: str) -> RestResult:
+    def _user_call(self, member_id: str, client_endpoint: str, access_token: str, method: str) -> RestResult:
         try:
             if self._limiter is not None:
-                self._limiter.acquire(info.member_id)
-            return call_with_token(self._http, info.client_endpoint, access_token, method)
+                self._limiter.acquire(member_id)
+            return call_with_token(self._http, client_endpoint, access_token, method)
         except RateLimitTimeout:
             raise VerifierUnavailable("the portal's request budget is exhausted; try again in a few seconds") \
                 from None
@@ -88,3 +97,8 @@ class Verifier:
             raise Forbidden(f"the portal refused {method} ({exc.code})") from None
         except B24Error as exc:
             raise Unverified(f"the portal refused {method} ({exc.code})") from None
+
+
+def truthy(value: object) -> bool:
+    """A Bitrix24 yes: true, "Y", "true", 1."""
+    return value in (True, "Y", "true", 1, "1")

@@ -16,7 +16,10 @@ list and the domain index) are only ever used in single-key commands.
 | `b24:deal:{M}:ID` | string | the activity that shows a badge on deal ID (storage/deal_links.py) |
 | `b24:deal:{M}:ID:lock` | string | serialises changes of that deal's badge |
 | `b24:idem:{M}:SHA256` | hash | an `Idempotency-Key` and its result (storage/idempotency.py) |
-| `b24:state:{M}:NONCE` | string | a single-use OAuth `state` (portals/sessions.py) |
+| `b24:state:{M}:NONCE` | string | a single-use OAuth `state` (portals/authorization.py) |
+| `b24:reauth:SHA256` | string | a one-time re-authorization link → member_id (portals/authorization.py) |
+| `b24:user:{M}:ID:token` | string | a UI user's own frame token, encrypted, while the session lives (user_tokens.py) |
+| `b24:user:{M}:ID:admin` | string | the portal's latest word: is that user an admin (user_tokens.py) |
 """
 from __future__ import annotations
 
@@ -67,11 +70,28 @@ def oauth_state(member_id: str, nonce: str) -> str:
     return f"b24:state:{_tag(member_id)}:{nonce}"
 
 
+def reauth_link(digest: str) -> str:
+    return f"b24:reauth:{digest}"
+
+
+def user_token(member_id: str, user_id: int) -> str:
+    return f"b24:user:{_tag(member_id)}:{user_id}:token"
+
+
+def admin_answer(member_id: str, user_id: int) -> str:
+    return f"b24:user:{_tag(member_id)}:{user_id}:admin"
+
+
+def user_patterns(member_id: str) -> tuple[str, ...]:
+    """SCAN patterns of what the app keeps about a portal's users: deleted on every uninstall."""
+    return (f"b24:user:{_glob_escape(_tag(member_id))}*",)
+
+
 def purge_patterns(member_id: str) -> tuple[str, ...]:
     """SCAN patterns of everything kept for a portal besides its record and the global indexes."""
     tag = _glob_escape(_tag(member_id))
     return (f"b24:cache:{tag}*", f"b24:deal:{tag}*", f"b24:idem:{tag}*", f"b24:state:{tag}*",
-            f"b24:op:{tag}", f"b24:rate:{tag}", f"b24:lock:{tag}")
+            f"b24:op:{tag}", f"b24:rate:{tag}", f"b24:lock:{tag}", *user_patterns(member_id))
 
 
 def _glob_escape(text: str) -> str:

@@ -1,6 +1,8 @@
 """Deleting what the app keeps for a portal besides its record: caches, deal links, idempotency
-results, OAuth states, limiter state and the refresh lock (the patterns of storage/keys.py)."""
+results, OAuth states, limiter state, the refresh lock and its users' tokens (storage/keys.py)."""
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 import redis
 
@@ -8,9 +10,18 @@ from . import keys
 
 
 def purge_portal_data(client: redis.Redis, member_id: str) -> int:
-    """Returns how many keys were deleted."""
+    """Everything but the record (an uninstall with CLEAN, `b24 forget`); returns how many keys went."""
+    return _delete_matching(client, keys.purge_patterns(member_id))
+
+
+def purge_user_tokens(client: redis.Redis, member_id: str) -> int:
+    """The portal users' own tokens and admin answers (every uninstall)."""
+    return _delete_matching(client, keys.user_patterns(member_id))
+
+
+def _delete_matching(client: redis.Redis, patterns: Iterable[str]) -> int:
     removed = 0
-    for pattern in keys.purge_patterns(member_id):
+    for pattern in patterns:
         found = list(client.scan_iter(match=pattern, count=500))
         if found:
             removed += int(client.delete(*found))

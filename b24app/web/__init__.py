@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from flask import Flask
 
-from . import api, errors, events, frame, health, install, metrics
+from . import api, edge, errors, events, frame, health, install, metrics
 
 
 def init_app(app: Flask) -> None:
+    edge.init_app(app)
     metrics.init_app(app)
     errors.init_app(app)
     for module in (health, install, events, frame, api, metrics):

@@ -42,9 +42,10 @@ def session_required(*, admin: bool = False) -> Callable[[Callable[..., Any]], C
             scheme, _, token = request.headers.get("Authorization", "").partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
                 raise NoSession("Send the session token as `Authorization: Bearer <token>`.")
-            session = portal_services().sessions.verify(token.strip())
-            if admin and not session.is_admin:
-                raise Forbidden("Only a portal administrator can change badges.")
+            found = portal_services()
+            session = found.sessions.verify(token.strip())
+            if admin and not (session.is_admin and found.admins.still_admin(session.member_id, session.user_id)):
+                raise Forbidden("Only a portal administrator can do this.")
             return view(session, *args, **kwargs)
         return wrapper
     return decorate
@@ -111,7 +112,7 @@ def _code(raw: str) -> str:
 
 
 def _deal_id(raw: str) -> int:
-    if not raw.isdigit() or not 0 < int(raw) < 2**31:
+    if not (raw.isascii() and raw.isdigit()) or not 0 < int(raw) < 2**31:
         raise InvalidInput("The deal id must be a positive integer.", fields={"deal_id": "A positive integer."})
     return int(raw)
 
@@ -128,6 +129,15 @@ def session() -> Response:
     token, ttl = portals.session_for(verified)
     return jsonify(token=token, expires_in=ttl, member_id=verified.info.member_id, user_id=verified.user_id,
                    is_admin=verified.is_admin)
+
+
+@bp.post("/oauth/authorize")
+@session_required(admin=True)
+def start_reauthorization(session: Session) -> Response:
+    """A one-time link (valid 60 s) that the UI opens top-level to re-authorize the app (docs/DESIGN.md §4)."""
+    if request.get_data():
+        raise BadRequest("This call takes no body.")
+    return jsonify(url=portal_services().reauthorization.link(session.member_id))
 
 
 @bp.get("/badges")

@@ -1,8 +1,6 @@
 """The pages the portal frames: the app page and every placement (POST /app), and the OAuth flow."""
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 from flask import Blueprint, Response, redirect, request
 from werkzeug.wrappers import Response as WerkzeugResponse
 
@@ -25,7 +23,6 @@ def app_page() -> Response:
         "session_token": token, "session_ttl": ttl, "lang": frame.lang, "placement": frame.placement,
         "placement_options": frame.placement_options, "is_admin": verified.is_admin, "state": state,
         "domain": verified.info.domain, "last_error": record.last_error if record else "",
-        "reauthorize_url": "/oauth/authorize?" + urlencode({"domain": verified.info.domain}),
         "badge_prefix": services().badges.prefix,
     }
     status = 200 if state == PortalState.ACTIVE else 409
@@ -39,7 +36,8 @@ def app_get() -> Response:
 
 @bp.get("/oauth/authorize")
 def oauth_authorize() -> WerkzeugResponse:
-    url = portal_services().reauthorization.authorize_url(request.args.get("domain", ""))
+    """A one-time link from `POST /api/v1/oauth/authorize` → the portal's consent page."""
+    url = portal_services().reauthorization.authorize_url(request.args.get("link", ""))
     response = redirect(url, code=302)
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -63,8 +63,8 @@ _BODY_ERRORS = {
     "413": _error("The body exceeds 1 MB.", "PAYLOAD_TOO_LARGE"),
 }
 _WRITE_ERRORS = {
-    "403": _error("The session's user is not a portal administrator (writes need one), or the portal refused the "
-                  "call.", "ACCESS_DENIED"),
+    "403": _error("The session's user is not a portal administrator (writes need one; the portal is asked again at "
+                  "most once a minute), or the portal refused the call.", "ACCESS_DENIED"),
 }
 _IDEMPOTENCY_ERRORS = {
     "409": _error("A request with this Idempotency-Key is still running (retry after Retry-After), a duplicate, or "
@@ -223,6 +223,15 @@ def _document() -> dict[str, Any]:
                  "503": _error("The OAuth server or the app's storage is unreachable.", "SERVICE_UNAVAILABLE",
                                "CONFIG_INCOMPLETE", headers=_RETRY_AFTER)},
                 _BODY_ERRORS))},
+        "/oauth/authorize": {"post": _op(
+            "startReauthorization", "A one-time link that re-authorizes the app (admins)",
+            description="The link is valid 60 s and once; the UI opens it top-level. It leads to the portal's "
+                        "consent page, and the callback stores the new chain only if the consenting user is a "
+                        "portal administrator.",
+            responses=_merge(
+                {"200": {"description": "The link.", "content": _json(
+                    {"type": "object", "required": ["url"], "properties": {"url": {"type": "string"}}})}},
+                _WRITE_ERRORS, _AUTH_ERRORS))},
         "/badges": {
             "get": _op("listBadges", "Every badge of the portal (cached)", responses=_merge(
                 {"200": {"description": "All badges. Served from a short-lived per-portal cache that writes "

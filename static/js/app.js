@@ -21,7 +21,6 @@ const config = {
   ttl: Number(data.sessionTtl) || 900,
   domain: data.domain || "",
   prefix: data.badgePrefix || "",
-  reauthorizeUrl: data.reauthorizeUrl || "",
   lastError: data.lastError || "",
 };
 
@@ -32,13 +31,28 @@ watchSize();
 
 const view = document.getElementById("view");
 
+// Every page carries a session (the portal-state page too: an admin re-authorizes through the API).
+const api = new Api({
+  ttl: config.ttl,
+  domain: config.domain,
+  frameAuth: refreshAuth,
+  onSession(session) {
+    // Renewal never re-renders (the user's input stays); only a changed admin flag does.
+    if (Boolean(session.is_admin) !== config.isAdmin) {
+      config.isAdmin = Boolean(session.is_admin);
+      main.dataset.admin = String(config.isAdmin);
+      if (config.state === "active") render();
+    }
+  },
+});
+
 function showPortalState(error) {
   config.state = error && error.code === "APP_UNINSTALLED" ? "uninstalled" : "needs-reauth";
-  replace(view, portalStateView(config));
+  replace(view, portalStateView(config, api));
   fitSoon();
 }
 
-function render(api) {
+function render() {
   const options = { api, config, onPortalUnavailable: showPortalState };
   const isDealTab = config.placement === "CRM_DEAL_DETAIL_TAB";
   replace(view, isDealTab ? dealTab(options) : badgeManager(options));
@@ -47,23 +61,10 @@ function render(api) {
 }
 
 if (config.state !== "active") {
-  replace(view, portalStateView(config));
+  replace(view, portalStateView(config, api));
   view.removeAttribute("aria-busy");
 } else {
-  const api = new Api({
-    ttl: config.ttl,
-    domain: config.domain,
-    frameAuth: refreshAuth,
-    onSession(session) {
-      // Renewal never re-renders (the user's input stays); only a changed admin flag does.
-      if (Boolean(session.is_admin) !== config.isAdmin) {
-        config.isAdmin = Boolean(session.is_admin);
-        main.dataset.admin = String(config.isAdmin);
-        render(api);
-      }
-    },
-  });
-  render(api);
+  render();
 }
 
 if (config.placement === "DEFAULT") setTitle(t("app.title")).catch(() => {});

@@ -15,6 +15,8 @@ const MAX_LANG_NAME = 32;
 const CODE_RE = /^[A-Za-z][A-Za-z0-9_]*$/;
 // Unicode categories Cc (controls) and Cs (lone surrogates), as unicodedata.category() sees them.
 const CONTROL_RE = /[\p{Cc}\p{Cs}]/u;
+// Bidirectional embeddings, overrides and isolates (they can disguise a text), as the server refuses them.
+const BIDI_RE = /[\u202a-\u202e\u2066-\u2069]/u;
 // What Python's str.strip() removes (controls are refused before trimming, so they do not matter here).
 const EDGE_SPACE_RE = /^[\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+|[\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+$/g;
 
@@ -46,6 +48,7 @@ export function checkCode(code, prefix = "") {
 export function checkText(text) {
   if (typeof text !== "string") return { key: "rule.textType" };
   if (CONTROL_RE.test(text)) return { key: "rule.control" };
+  if (BIDI_RE.test(text)) return { key: "rule.bidi" };
   const trimmed = pyStrip(text);
   if (!trimmed) return { key: "rule.empty" };
   if (length(trimmed) > MAX_TEXT_LENGTH) return { key: "rule.tooLong", params: { max: MAX_TEXT_LENGTH } };

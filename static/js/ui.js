@@ -71,22 +71,47 @@ export function errorText(error) {
 }
 
 /** The portal lost the app's authorization (or never finished the setup): a clear message; admins
- *  get a link that starts the OAuth flow in a new top-level window. */
-export function portalStateView(config, state = config.state) {
+ *  get a button that starts the OAuth flow in a new top-level window. */
+export function portalStateView(config, api, state = config.state) {
   const box = h("section", { class: "state", "aria-labelledby": "state-title" });
   const title = state === "unavailable" ? t("state.unavailableTitle") : t("state.lostTitle");
+  const problem = h("p", { role: "alert", class: "reauthorize-problem" });
   replace(box,
     h("h2", { id: "state-title" }, title),
     h("p", { role: "alert" }, state === "unavailable" ? t("state.unavailable") : t("state.lost", { domain: config.domain })),
     config.lastError ? h("p", { class: "muted" }, t("state.lastError", { error: config.lastError })) : null,
     config.isAdmin && state !== "unavailable"
       ? [
-        h("p", {}, h("a", { class: "button button-primary", href: config.reauthorizeUrl, target: "_blank", rel: "noopener",
-          id: "reauthorize" }, t("state.reauthorize"), h("span", { class: "sr-only" }, ` (${t("common.newWindow")})`))),
+        h("p", {}, h("button", { type: "button", class: "button button-primary", id: "reauthorize",
+          onclick: () => startReauthorization(api, problem) },
+        t("state.reauthorize"), h("span", { class: "sr-only" }, ` (${t("common.newWindow")})`))),
         h("p", { class: "muted" }, t("state.reauthorizeHint")),
+        problem,
       ]
       : h("p", {}, t(state === "unavailable" ? "state.askAdminSetup" : "state.askAdmin")),
     h("p", {}, h("button", { type: "button", class: "button", id: "state-reload", onclick: () => reloadPortalPage() },
       t("state.reload"))));
   return box;
+}
+
+/**
+ * Ask the server for a one-time re-authorization link (valid a minute, admins only) and open it in a
+ * new top-level window: the portal's consent page cannot be shown inside its own iframe. The window
+ * is opened within the click, so that no popup blocker stops it, and pointed at the link once known.
+ */
+async function startReauthorization(api, problem) {
+  problem.textContent = "";
+  const popup = window.open("about:blank", "_blank");
+  try {
+    const { url } = await api.post("/oauth/authorize");
+    if (popup) {
+      popup.opener = null;
+      popup.location.href = url;
+    } else {
+      window.open(url, "_blank", "noopener");
+    }
+  } catch (error) {
+    if (popup) popup.close();
+    problem.textContent = errorText(error);
+  }
 }
