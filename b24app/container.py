@@ -10,12 +10,13 @@ from __future__ import annotations
 import urllib.request
 from dataclasses import dataclass
 
-import redis
 import requests
+from redis import Redis
 from requests.adapters import HTTPAdapter
 
 from .badges.deals import DealBadges
 from .badges.service import Badges
+from .bitrix.bulkhead import Bulkhead
 from .bitrix.client import PortalClients
 from .bitrix.limiter import OperatingBudget, RateLimiter
 from .bitrix.oauth import OAuthClient
@@ -56,7 +57,8 @@ class PortalServices:
 @dataclass(frozen=True)
 class Services:
     config: Config
-    redis: redis.Redis
+    redis: Redis
+    probe: Redis
     manifest: Manifest
     store: RedisInstallationStore
     transport: Transport
@@ -86,29 +88,32 @@ def oauth_session(pool_size: int = 32) -> requests.Session:
     return session
 
 
-def build_services(config: Config, client: redis.Redis) -> Services:
+def build_services(config: Config, client: Redis, probe: Redis | None = None) -> Services:
+    """Everything one process holds; `probe` answers readiness checks (the main client when None)."""
     manifest = load_manifest()
     cipher = TokenCipher(config.token_keys)
     store = RedisInstallationStore(client, cipher)
     transport = PortalHTTP()
     badges = Badges(BadgeListCache(client), prefix=config.badge_prefix)
+    bulkhead = Bulkhead()
     portal_services = None
     if config.client_id and config.client_secret:
-        portal_services = _portal_services(config, client, manifest, store, cipher, transport)
-    return Services(config=config, redis=client, manifest=manifest, store=store, transport=transport,
-                    badges=badges, deals=DealBadges(badges, DealLinks(client)),
+        portal_services = _portal_services(config, client, manifest, store, cipher, transport, bulkhead)
+    return Services(config=config, redis=client, probe=probe or client, manifest=manifest, store=store,
+                    transport=transport, badges=badges, deals=DealBadges(badges, DealLinks(client), bulkhead=bulkhead),
                     idempotency=IdempotencyStore(client), portal_services=portal_services)
 
 
-def _portal_services(config: Config, client: redis.Redis, manifest: Manifest, store: RedisInstallationStore,
-                     cipher: TokenCipher, transport: Transport) -> PortalServices:
+def _portal_services(config: Config, client: Redis, manifest: Manifest, store: RedisInstallationStore,
+                     cipher: TokenCipher, transport: Transport, bulkhead: Bulkhead) -> PortalServices:
     oauth = OAuthClient(config, oauth_session())
-    tokens = TokenManager(store, oauth, redis_locks(client))
+    tokens = TokenManager(store, oauth, redis_locks(client), bulkhead=bulkhead)
     limiter = RateLimiter(client, config.rate_rps, config.rate_burst)
     clients = PortalClients(store=store, tokens=tokens, oauth=oauth, http=transport, limiter=limiter,
                             budget=OperatingBudget(client), allow_http=config.allow_http,
-                            observer=metrics.observe_portal_call)
-    verifier = Verifier(oauth=oauth, http=transport, limiter=limiter, allow_http=config.allow_http)
+                            observer=metrics.observe_portal_call, bulkhead=bulkhead)
+    verifier = Verifier(oauth=oauth, http=transport, limiter=limiter, allow_http=config.allow_http,
+                        bulkhead=bulkhead)
     sessions = SessionSigner(config.secret_key, audience=oauth.client_id)
     binder = Binder(clients=clients, manifest=manifest, store=store, app_url=config.app_url or "")
     admins = AdminCheck(store=store, users=UserTokens(client, cipher), http=transport)

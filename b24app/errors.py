@@ -44,6 +44,7 @@ module of the app and checks that each exception class it defines sits in this t
     │   ├── BadgeExists ······················ the code is taken on this portal
     │   ├── BadgeNotFound ···················· no badge with that code
     │   ├── BadgeInUse ······················· deals still show it
+    │   ├── DealBusy ························· another change of the deal's badge is under way (badges/deals.py)
     │   └── PortalAnswerInvalid ·············· the portal's answer lacks what it must carry
     └── IdempotencyError ····················· an `Idempotency-Key` cannot be honoured (storage/idempotency.py)
         ├── KeyReused ························ the key was used for a different request

@@ -11,7 +11,7 @@ from . import cli, web
 from .config import Config, load_config
 from .container import build_services
 from .observability.logs import configure_logging, request_id_var
-from .storage.connection import connect
+from .storage.connection import connect, probe
 from .storage.embedded import ensure_embedded
 from .web.common import EXTENSION
 
@@ -40,7 +40,7 @@ def create_app(config: Config | None = None, *, configure_logs: bool = True) -> 
 
     app = Flask(__name__, static_folder=None)
     app.config.update(SECRET_KEY=config.secret_key)
-    app.extensions[EXTENSION] = build_services(config, connect(redis_url))
+    app.extensions[EXTENSION] = build_services(config, connect(redis_url), probe(redis_url))
 
     _register_request_hooks(app)
     web.init_app(app)

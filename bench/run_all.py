@@ -17,7 +17,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import memory, overhead, ratelimit, reads, storm
+from bench import isolation, memory, overhead, ratelimit, reads, storm
 from bench.harness import DEFAULT_REDIS_URL, RESULTS, harness, machine
 
 FULL: dict[str, dict[str, Any]] = {
@@ -27,6 +27,7 @@ FULL: dict[str, dict[str, Any]] = {
     "ratelimit": {"badges": 500, "processes": 4, "naive_cap": 300.0, "naive_parallel_cap": 120.0},
     "storm": {"portals": 1000, "processes": 4, "threads": 8, "runs": 2},
     "profile": {"requests_count": 500},
+    "isolation": {"seconds": 10, "flood": 150, "garbage": 20},
 }
 SMOKE: dict[str, dict[str, Any]] = {
     "memory": {"portals": 200, "sample": 20, "threads": 2},
@@ -35,8 +36,9 @@ SMOKE: dict[str, dict[str, Any]] = {
     "ratelimit": {"badges": 8, "processes": 2, "naive_cap": 30.0, "naive_parallel_cap": 30.0},
     "storm": {"portals": 12, "processes": 4, "threads": 2, "runs": 1},
     "profile": {"requests_count": 5},
+    "isolation": {"seconds": 1, "flood": 6, "garbage": 3, "slow": False},
 }
-ORDER = ("memory", "overhead", "profile", "reads", "ratelimit", "storm")
+ORDER = ("memory", "overhead", "profile", "reads", "ratelimit", "storm", "isolation")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,9 +76,12 @@ def main(argv: list[str] | None = None) -> int:
                 limited = h.start_app("limited", workers=2, threads=8, B24_RATE="2/50")
                 result = ratelimit.run(h, limited, **sizes[name])
                 lines += ratelimit.summary(result)
-            else:
+            elif name == "storm":
                 result = storm.run(h, main_app, **sizes[name])
                 lines += storm.summary(result)
+            else:
+                result = isolation.run(h, **sizes[name])
+                lines += isolation.summary(result)
             result["wall_seconds"] = round(time.perf_counter() - started, 1)
             everything[name] = result
             h.write(name, result)

@@ -87,9 +87,21 @@ def remove_portals(server: SandboxServer, member_ids: list[str]) -> None:
         server.sandbox.remove_portal(member_id)
 
 
+def add_fault(server: SandboxServer, member_id: str | None, method: str, mode: str, **options: Any) -> None:
+    server.sandbox.faults.add(member_id, method, mode, **options)
+
+
+def clear_faults(server: SandboxServer) -> None:
+    server.sandbox.faults.clear()
+
+
+def expire_tokens(server: SandboxServer, member_id: str) -> None:
+    server.sandbox.expire_tokens(member_id)
+
+
 OPERATIONS = {f.__name__: f for f in (register_app, create_portal, install, seed_installed, issue_tokens, frame_auth,
                                       advance_clock, set_rate, create_webhook, portal_counters, badge_count,
-                                      remove_portals)}
+                                      remove_portals, add_fault, clear_faults, expire_tokens)}
 
 
 def serve(conn: Connection) -> None:

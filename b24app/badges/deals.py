@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
+from redis.exceptions import LockError
+
+from ..bitrix.bulkhead import Bulkhead
 from ..bitrix.client import PortalClient
 from ..bitrix.errors import NotFound
 from ..coerce import to_int
+from ..errors import BadgeError
 from ..storage.deal_links import DealLinks
 from .rules import display_text
 from .service import Badges, PortalAnswerInvalid
@@ -31,16 +37,40 @@ class DealBadge:
     created: bool
 
 
+class DealBusy(BadgeError):
+    """Another change of the deal's badge holds its lock, and this process already has the portal's share
+    of threads waiting."""
+
+    code = "DEAL_BUSY"
+
+
 class DealBadges:
-    def __init__(self, badges: Badges, links: DealLinks) -> None:
+    def __init__(self, badges: Badges, links: DealLinks, *, bulkhead: Bulkhead | None = None) -> None:
         self._badges = badges
         self._links = links
+        self._bulkhead = bulkhead
+
+    @contextmanager
+    def _changing(self, member_id: str, deal_id: int) -> Iterator[None]:
+        """One change of a deal's badge at a time; waiting for another one counts as waiting on the portal
+        (bitrix/bulkhead.py)."""
+        lock = self._links.lock(member_id, deal_id)
+        if not lock.acquire(blocking=False):
+            slot = nullcontext(True) if self._bulkhead is None else self._bulkhead.wait_slot(member_id, "deal")
+            with slot as may_wait:
+                if not (may_wait and lock.acquire(blocking=True)):
+                    raise DealBusy("Another change of this deal's badge is under way; try again in a moment.")
+        try:
+            yield
+        finally:
+            with contextlib.suppress(LockError):
+                lock.release()
 
     def show(self, portal: PortalClient, deal_id: int, code: str, *, user_id: int, lang: str = "en") -> DealBadge:
         """Show `code` on the deal's kanban card through one open configurable activity of this app."""
         badge = self._badges.get(portal, code)
         member_id = portal.member_id
-        with self._links.lock(member_id, deal_id):
+        with self._changing(member_id, deal_id):
             link = self._links.get(member_id, deal_id)
             layout = _layout(badge, lang)
             if link is not None:
@@ -66,7 +96,7 @@ class DealBadges:
     def clear(self, portal: PortalClient, deal_id: int) -> None:
         """Complete this app's activity on the deal, which removes its badge from the kanban card."""
         member_id = portal.member_id
-        with self._links.lock(member_id, deal_id):
+        with self._changing(member_id, deal_id):
             link = self._links.get(member_id, deal_id)
             if link is None:
                 return

@@ -12,6 +12,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -20,6 +21,7 @@ from ..errors import AppError, RateLimitTimeout
 from ..observability import metrics
 from ..observability.logs import request_id_var
 from ..storage.installations import Installation, InstallationStore
+from .bulkhead import Bulkhead
 from .errors import (
     B24Error,
     OperationTimeLimit,
@@ -91,7 +93,7 @@ class PortalClient:
                  allow_http: bool = False, timeout: tuple[float, float] = DEFAULT_TIMEOUT,
                  retry: RetryPolicy | None = None, sleep: Callable[[float], None] = time.sleep,
                  observer: Callable[[str, str, float], None] | None = None,
-                 record: Installation | None = None) -> None:
+                 record: Installation | None = None, bulkhead: Bulkhead | None = None) -> None:
         self.member_id = member_id
         # The record the caller just read (Portals.client checks the portal first): the first call
         # uses it instead of reading and decrypting it again; later calls always re-read.
@@ -106,6 +108,7 @@ class PortalClient:
         self._timeout = timeout
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
+        self._bulkhead = bulkhead
         # observer(method, outcome, seconds) after each logical call (metrics): `ok`, a known error code or OTHER.
         self._observe = observer or (lambda _method, _outcome, _seconds: None)
 
@@ -186,13 +189,18 @@ class PortalClient:
                                          f"authorization_error: user {record.owner_user_id} can no longer act; "
                                          "an administrator must open the app to hand over")
                 raise error
+            if isinstance(error, QueryLimitExceeded) and self._limiter is not None:
+                self._limiter.saturate(self.member_id)
             retries += 1
             delay = self._retry_delay(error, method, read, retries)
             if delay is None or waited + delay > self._retry.max_wait:
                 raise error
-            log.info("portal call retried", extra={"member_id": self.member_id, "method": method,
-                                                   "error": error.code, "delay": round(delay, 3)})
-            self._sleep(delay)
+            with self._wait_slot("retry") as may_wait:
+                if not may_wait:
+                    raise error
+                log.info("portal call retried", extra={"member_id": self.member_id, "method": method,
+                                                       "error": error.code, "delay": round(delay, 3)})
+                self._sleep(delay)
             waited += delay
 
     def _retry_delay(self, error: B24Error, method: str, read: bool, retry: int) -> float | None:
@@ -207,8 +215,19 @@ class PortalClient:
             return self._retry.backoff(retry)
         return None
 
+    def _wait_slot(self, reason: str) -> AbstractContextManager[bool]:
+        """Whether this thread may wait on the portal (bitrix/bulkhead.py); False is counted as shed."""
+        if self._bulkhead is None:
+            return nullcontext(True)
+        return self._bulkhead.wait_slot(self.member_id, reason)
+
     def _wait_for_capacity(self, method: str, budget_left: float) -> Admission:
-        """Sleep out the method's operating-time pause (at most once), then take a rate-limit slot."""
+        """Sleep out the method's operating-time pause (at most once), then take a rate-limit slot; only
+        within the portal's share of waiting threads, else at once or not at all."""
+        with self._wait_slot("rate") as may_wait:
+            return self._admit(method, budget_left if may_wait else 0.0)
+
+    def _admit(self, method: str, budget_left: float) -> Admission:
         budget = self._budget
         paused = 0.0
         tracked = False
@@ -289,12 +308,13 @@ class PortalClients:
     budget: OperatingBudget | None = None
     allow_http: bool = False
     observer: Callable[[str, str, float], None] | None = None
+    bulkhead: Bulkhead | None = None
 
     def portal(self, member_id: str) -> PortalClient:
         record = self.tokens.require(member_id)
         return PortalClient(member_id, store=self.store, tokens=self.tokens, oauth=self.oauth, http=self.http,
                             limiter=self.limiter, budget=self.budget, allow_http=self.allow_http,
-                            observer=self.observer, record=record)
+                            observer=self.observer, record=record, bulkhead=self.bulkhead)
 
 
 def call_with_token(http: Transport, client_endpoint: str, access_token: str, method: str,

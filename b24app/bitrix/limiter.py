@@ -90,6 +90,20 @@ class Admission:
 
 
 # Fields of the per-portal hash: "<method>:op", "<method>:reset", "<method>:until" (unix seconds).
+# The portal answered QUERY_LIMIT_EXCEEDED: its bucket is full whatever ours says (another app, another
+# host, a clock ahead of ours). Mark ours full too, so that no process sends more until it drained.
+# ARGV: interval (µs), capacity.
+_SATURATE_LUA = """
+local t = redis.call('TIME')
+local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local full = now_us + tonumber(ARGV[2]) * tonumber(ARGV[1])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat >= full then return 0 end
+full = math.ceil(full)
+redis.call('SET', KEYS[1], string.format('%.0f', full), 'PX', math.ceil((full - now_us) / 1000) + 1000)
+return 1
+"""
+
 _RECORD_LUA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
@@ -142,6 +156,7 @@ class RateLimiter:
         self.max_wait = max_wait
         self._sleep = sleep
         self._script = redis.register_script(_ADMIT_LUA)
+        self._saturate = redis.register_script(_SATURATE_LUA)
 
     @staticmethod
     def capacity(burst: int) -> int:
@@ -205,6 +220,12 @@ class RateLimiter:
             metrics.limiter_wait("rate", seconds)
             self._sleep(seconds)
         return Admission(waited=seconds, tracked=bool(int(tracked)))
+
+    def saturate(self, member_id: str, *, rate: tuple[float, int] | None = None) -> None:
+        """The portal says its bucket is full (QUERY_LIMIT_EXCEEDED): ours is full too from now on, so every
+        process waits for capacity (or, past its share, answers 503) instead of asking the portal again."""
+        rps, burst = rate if rate is not None else self.rate
+        self._saturate(keys=[keys.rate(member_id)], args=[repr(1_000_000.0 / rps), self.capacity(burst)])
 
     @staticmethod
     def _check_rate(rps: float, burst: int) -> None:

@@ -4,10 +4,19 @@ Only ever talks to the configured OAuth server (`B24_OAUTH_URL`, allow-listed), 
 named by a request. Token requests are form POSTs through Authlib (`client_secret_post`), so the
 client secret and tokens never appear in a URL. Bitrix24's token response is not RFC-shaped (no
 `token_type`, extra `member_id`/`client_endpoint`); we read what we need from it explicitly.
+
+A sick OAuth server must not take the app down (docs/DESIGN.md §10): app.info — asked for every
+frame, session and event, also by anonymous callers with garbage tokens — has short timeouts and at
+most APP_INFO_CONCURRENCY calls in flight per process (the next is refused at once, 503), and a token
+it rejected is remembered for REJECTED_TTL seconds, so garbage costs no second call. A token request
+(refresh, code) may take up to 30 s: its answer is a single-use refresh token that must not be lost.
 """
 from __future__ import annotations
 
+import hashlib
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +30,11 @@ from ..coerce import to_int
 from ..config import Config
 from ..errors import AppError
 
-DEFAULT_TIMEOUT = (3.05, 15.0)
+APP_INFO_TIMEOUT = (2.0, 5.0)
+TOKEN_TIMEOUT = (3.05, 30.0)
+APP_INFO_CONCURRENCY = 4
+REJECTED_TTL = 60.0
+REJECTED_MEMORY = 10_000
 
 
 class OAuthError(AppError):
@@ -76,8 +89,10 @@ class AppInfo:
 
 
 class OAuthClient:
-    def __init__(self, config: Config, session: requests.Session | None = None,
-                 timeout: tuple[float, float] = DEFAULT_TIMEOUT) -> None:
+    def __init__(self, config: Config, session: requests.Session | None = None, *,
+                 app_info_timeout: tuple[float, float] = APP_INFO_TIMEOUT,
+                 token_timeout: tuple[float, float] = TOKEN_TIMEOUT,
+                 app_info_concurrency: int = APP_INFO_CONCURRENCY) -> None:
         if not config.client_id or not config.client_secret:
             raise ValueError("B24_CLIENT_ID and B24_CLIENT_SECRET are needed to talk to the OAuth server")
         self._config = config
@@ -85,7 +100,10 @@ class OAuthClient:
         self._client_secret = config.client_secret
         self._base = config.oauth_url
         self._session = session or requests.Session()
-        self._timeout = timeout
+        self._app_info_timeout = app_info_timeout
+        self._token_timeout = token_timeout
+        self._app_info_slots = threading.BoundedSemaphore(app_info_concurrency)
+        self._rejected = _Expiring(REJECTED_MEMORY, REJECTED_TTL)
 
     @property
     def client_id(self) -> str:
@@ -93,17 +111,26 @@ class OAuthClient:
 
     def app_info(self, access_token: str) -> AppInfo:
         """Ask the OAuth server who a token belongs to (POST, so the token stays out of URLs)."""
+        digest = hashlib.sha256(access_token.encode()).digest()
+        remembered = self._rejected.get(digest)
+        if remembered is not None:
+            raise TokenRejected(remembered, "rejected moments ago")
+        if not self._app_info_slots.acquire(blocking=False):
+            raise OAuthUnavailable("busy", "too many token checks are waiting for the OAuth server")
         try:
             response = self._session.post(f"{self._base}/rest/app.info", data={"auth": access_token},
-                                          timeout=self._timeout, allow_redirects=False)
+                                          timeout=self._app_info_timeout, allow_redirects=False)
         except requests.RequestException as exc:
             raise OAuthUnavailable("unavailable", type(exc).__name__) from None
+        finally:
+            self._app_info_slots.release()
         body = _json(response)
         if response.status_code >= 500:
             raise OAuthUnavailable(str(body.get("error") or response.status_code), "", response.status_code)
         if "error" in body or not isinstance(body.get("result"), dict):
-            raise TokenRejected(str(body.get("error", "invalid_response")).lower(),
-                                str(body.get("error_description", "")), response.status_code)
+            code = str(body.get("error", "invalid_response")).lower()[:64]
+            self._rejected.put(digest, code)
+            raise TokenRejected(code, str(body.get("error_description", "")), response.status_code)
         result = body["result"]
         install = result.get("install") if isinstance(result.get("install"), dict) else {}
         return AppInfo(
@@ -122,11 +149,11 @@ class OAuthClient:
 
     def refresh(self, refresh_token: str) -> TokenSet:
         return self._token_request(lambda s, url: s.refresh_token(url, refresh_token=refresh_token,
-                                                                  timeout=self._timeout))
+                                                                  timeout=self._token_timeout))
 
     def exchange_code(self, code: str) -> TokenSet:
         return self._token_request(lambda s, url: s.fetch_token(url, grant_type="authorization_code", code=code,
-                                                                timeout=self._timeout))
+                                                                timeout=self._token_timeout))
 
     def authorize_url(self, portal_base: str, state: str) -> str:
         """Where to send a user so that their portal issues a code (no redirect_uri: the app card has it)."""
@@ -171,3 +198,30 @@ def _json(response: requests.Response) -> dict[str, Any]:
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}
+
+
+class _Expiring:
+    """A bounded map whose entries expire: the oldest go first when it is full."""
+
+    def __init__(self, size: int, ttl: float) -> None:
+        self._items: OrderedDict[bytes, tuple[float, str]] = OrderedDict()
+        self._size = size
+        self._ttl = ttl
+        self._lock = threading.Lock()
+
+    def get(self, key: bytes) -> str | None:
+        with self._lock:
+            found = self._items.get(key)
+            if found is None:
+                return None
+            if found[0] < time.monotonic():
+                del self._items[key]
+                return None
+            return found[1]
+
+    def put(self, key: bytes, value: str) -> None:
+        with self._lock:
+            self._items[key] = (time.monotonic() + self._ttl, value)
+            self._items.move_to_end(key)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)

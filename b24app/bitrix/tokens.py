@@ -1,16 +1,28 @@
-"""Single-flight token refresh across every process and host.
+"""Single-flight token refresh across every process and host, however slowly the OAuth server answers.
 
 Bitrix24 refresh tokens are single-use and rotate: two workers refreshing the same chain means the
-second one burns a dead token and the portal is lost. So a refresh (1) takes a per-portal Redis
-lock with an owner token and a TTL (redis-py `Lock`: SET NX PX + Lua release), (2) re-reads the
-record — another worker may have refreshed while we waited, (3) calls the OAuth server, (4) saves
-compare-and-set on the refresh token it used (Lua, see `store.swap_tokens`), (5) releases. A
-process killed while holding the lock blocks the portal for at most the lock TTL.
+second one burns a dead token and the portal is lost. So a refresh (1) takes a per-portal Redis lock
+with an owner token (redis-py `Lock`: SET NX PX + Lua release), (2) re-reads the record — another
+worker may have refreshed while we waited, (3) calls the OAuth server, (4) saves compare-and-set on the
+refresh token it used (Lua, see `store.swap_tokens`): that is the fencing check, a holder whose answer
+comes late never overwrites a newer chain; (5) releases.
+
+The lock is a lease of LEASE seconds, renewed every LEASE/4 by a thread of the holder for as long as the
+refresh runs, so a slow OAuth answer (up to its 30 s timeout) keeps it, while a killed holder delays the
+others by LEASE at most. Others wait up to REFRESH_WAIT (longer than a lease, so a dead holder's lapses
+within it) for a refresh in flight — within the portal's share of waiting threads (bitrix/bulkhead.py) —
+and then answer 503 (RefreshBusy): never a second refresh with the same token.
+
+One window is inherent to single-use refresh tokens: a holder killed after the OAuth server consumed the
+refresh token and before its answer was saved loses the chain (the answer dies with the process); the
+next refresh gets invalid_grant and the portal needs re-authorization. Nothing else loses a portal.
 """
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -22,12 +34,13 @@ from ..errors import PortalNeedsReauth, PortalUninstalled, PortalUnknown, Refres
 from ..observability import metrics
 from ..storage import keys
 from ..storage.installations import Installation, InstallationStore, PortalState
+from .bulkhead import Bulkhead
 from .oauth import InvalidGrant, OAuthClient, OAuthError
 
 log = logging.getLogger(__name__)
 
-LOCK_TTL = 15.0
-LOCK_WAIT = 20.0
+LEASE = 4.0
+REFRESH_WAIT = 6.0
 EXPIRY_LEEWAY = 30.0
 
 
@@ -35,8 +48,11 @@ REAUTH_MESSAGE = "The portal's authorization expired: an administrator must open
 
 
 class RefreshLock(Protocol):
-    def acquire(self) -> bool:
-        """Wait for the lock (bounded); False when it stayed taken."""
+    def acquire(self, *, blocking: bool | None = None) -> bool:
+        """Take the lock, waiting (bounded) when `blocking`; False when it stayed taken."""
+
+    def reacquire(self) -> bool:
+        """Renew the lease; raises when it was lost."""
 
     def release(self) -> None: ...
 
@@ -44,19 +60,22 @@ class RefreshLock(Protocol):
 LockFactory = Callable[[str], RefreshLock]
 
 
-def redis_locks(client: redis.Redis, *, ttl: float = LOCK_TTL, wait: float = LOCK_WAIT) -> LockFactory:
+def redis_locks(client: redis.Redis, *, lease: float = LEASE, wait: float = REFRESH_WAIT) -> LockFactory:
     """Per-portal refresh locks shared by every process and host (storage/keys.py `refresh_lock`)."""
     def lock(member_id: str) -> RefreshLock:
-        return Lock(client, keys.refresh_lock(member_id), timeout=ttl, blocking=True, blocking_timeout=wait,
+        return Lock(client, keys.refresh_lock(member_id), timeout=lease, blocking=True, blocking_timeout=wait,
                     sleep=0.05, thread_local=False)
     return lock
 
 
 class TokenManager:
-    def __init__(self, store: InstallationStore, oauth: OAuthClient, locks: LockFactory) -> None:
+    def __init__(self, store: InstallationStore, oauth: OAuthClient, locks: LockFactory, *,
+                 bulkhead: Bulkhead | None = None, renew_every: float = LEASE / 4) -> None:
         self._store = store
         self._oauth = oauth
         self._locks = locks
+        self._bulkhead = bulkhead
+        self._renew_every = renew_every
 
     def usable(self, member_id: str) -> Installation:
         """The record with an access token believed valid; refreshes first when the stored expiry passed."""
@@ -81,18 +100,48 @@ class TokenManager:
         if record.access_token != stale_access_token and not record.token_expired(leeway=EXPIRY_LEEWAY):
             return record
         lock = self._locks(member_id)
-        if not lock.acquire():
-            raise RefreshBusy(f"token refresh for {member_id} is still running elsewhere")
+        if not lock.acquire(blocking=False) and not self._wait_for(lock, member_id):
+            raise RefreshBusy("The portal's authorization is being renewed; try again in a few seconds.")
         try:
-            record = self.require(member_id)
-            if record.access_token != stale_access_token and not record.token_expired(leeway=EXPIRY_LEEWAY):
-                return record
-            return self._refresh_locked(record)
+            with self._lease(lock, member_id):
+                record = self.require(member_id)
+                if record.access_token != stale_access_token and not record.token_expired(leeway=EXPIRY_LEEWAY):
+                    return record
+                return self._refresh_locked(record)
         finally:
             try:
                 lock.release()
             except LockError:
-                log.warning("refresh lock expired before release", extra={"member_id": member_id})
+                log.warning("refresh lease lost before release", extra={"member_id": member_id})
+
+    def _wait_for(self, lock: RefreshLock, member_id: str) -> bool:
+        """Wait for another process's refresh, if the portal's share of waiting threads allows."""
+        if self._bulkhead is None:
+            return lock.acquire(blocking=True)
+        with self._bulkhead.wait_slot(member_id, "refresh") as may_wait:
+            return may_wait and lock.acquire(blocking=True)
+
+    @contextmanager
+    def _lease(self, lock: RefreshLock, member_id: str) -> Iterator[None]:
+        """Renew the lock while the block runs, so a slow OAuth answer never lets a second refresh in."""
+        done = threading.Event()
+
+        def renew() -> None:
+            while not done.wait(self._renew_every):
+                try:
+                    lock.reacquire()
+                except (LockError, redis.RedisError) as exc:
+                    log.warning("refresh lease could not be renewed", extra={"member_id": member_id,
+                                                                             "error": type(exc).__name__})
+                    return
+
+        renewer = threading.Thread(target=renew, name="b24-refresh-lease", daemon=True)
+        renewer.start()
+        try:
+            yield
+        finally:
+            done.set()
+            renewer.join(timeout=1.0)
 
     def _refresh_locked(self, record: Installation) -> Installation:
         member_id = record.member_id

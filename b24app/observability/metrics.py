@@ -59,6 +59,10 @@ LIMITER_WAITS = Histogram(
     "b24_limiter_wait_seconds", "Seconds a call waited before it was sent: `rate` for the per-portal request "
     "bucket, `operating` for the per-method operating-time budget. Only waits > 0 are observed.",
     ["limit"], buckets=_WAIT_BUCKETS, registry=REGISTRY)
+BULKHEAD_SHED = Counter(
+    "b24_bulkhead_shed", "Calls answered 503 at once because their portal already had its share of this "
+    "process's threads waiting (for a rate slot, a retry, a refresh or a verification).", ["reason"],
+    registry=REGISTRY)
 BADGE_CACHE = Counter(
     "b24_badge_list_cache", "Badge-list reads answered from the per-portal cache (hit) or the portal (miss).",
     ["result"], registry=REGISTRY)
@@ -104,6 +108,10 @@ def badge_cache(hit: bool) -> None:
 def limiter_wait(limit: str, seconds: float) -> None:
     if seconds > 0:
         LIMITER_WAITS.labels(limit).observe(seconds)
+
+
+def bulkhead_shed(reason: str) -> None:
+    BULKHEAD_SHED.labels(reason).inc()
 
 
 def limiter_decision(outcome: str) -> None:

@@ -8,9 +8,11 @@ never the one the request claims.
 from __future__ import annotations
 
 import hmac
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from ..bitrix.bulkhead import Bulkhead
 from ..bitrix.client import RestResult, call_with_token
 from ..bitrix.errors import AccessDenied, B24Error
 from ..bitrix.limiter import RateLimiter
@@ -33,11 +35,13 @@ class VerifiedFrame:
 
 
 class Verifier:
-    def __init__(self, *, oauth: OAuthClient, http: Transport, limiter: RateLimiter | None, allow_http: bool) -> None:
+    def __init__(self, *, oauth: OAuthClient, http: Transport, limiter: RateLimiter | None, allow_http: bool,
+                 bulkhead: Bulkhead | None = None) -> None:
         self._oauth = oauth
         self._http = http
         self._limiter = limiter
         self._allow_http = allow_http
+        self._bulkhead = bulkhead
 
     def frame(self, frame: FrameRequest, *, installing: bool = False, check_admin: bool = True) -> VerifiedFrame:
         """Prove the frame POST with the OAuth server; then ask the portal whether the user is an admin."""
@@ -80,6 +84,9 @@ class Verifier:
         self._check_endpoint(client_endpoint)
         return truthy(self._user_call(member_id, client_endpoint, access_token, "user.admin").result)
 
+    def _wait_slot(self, member_id: str) -> AbstractContextManager[bool]:
+        return nullcontext(True) if self._bulkhead is None else self._bulkhead.wait_slot(member_id, "verify")
+
     def _check_endpoint(self, client_endpoint: str) -> None:
         scheme = urlsplit(client_endpoint).scheme
         if scheme != "https" and not (scheme == "http" and self._allow_http):
@@ -88,7 +95,8 @@ class Verifier:
     def _user_call(self, member_id: str, client_endpoint: str, access_token: str, method: str) -> RestResult:
         try:
             if self._limiter is not None:
-                self._limiter.acquire(member_id)
+                with self._wait_slot(member_id) as may_wait:
+                    self._limiter.acquire(member_id, max_wait=None if may_wait else 0.0)
             return call_with_token(self._http, client_endpoint, access_token, method)
         except RateLimitTimeout:
             raise VerifierUnavailable("the portal's request budget is exhausted; try again in a few seconds") \

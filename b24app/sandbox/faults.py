@@ -4,7 +4,9 @@ Modes:
 * `500` — answer 500 INTERNAL_SERVER_ERROR without applying the call;
 * `timeout` — hold the connection for `seconds`, then drop it without an answer (not applied);
 * `error` — answer the given `error` code, `status` and `description` (not applied);
-* `apply_then_500` — apply the call, then answer 500 (the client cannot know it succeeded).
+* `apply_then_500` — apply the call, then answer 500 (the client cannot know it succeeded);
+* `delay` — apply the call at once and answer normally, `seconds` late (a slow portal or OAuth server:
+  a refresh rotates the chain at once, and its answer arrives late).
 Targets: portal REST methods by name (also inside `batch`), and the OAuth server as the pseudo
 methods `oauth.token` (any grant), `oauth.token.refresh_token`, `oauth.token.authorization_code`
 and `oauth.app.info`. `member_id=None` matches every portal.
@@ -18,7 +20,7 @@ from typing import Any
 
 from .errors import SandboxError
 
-MODES = ("500", "timeout", "error", "apply_then_500")
+MODES = ("500", "timeout", "error", "apply_then_500", "delay")
 _ids = itertools.count(1)
 
 

@@ -36,6 +36,7 @@ class OAuthAnswer:
     status: int
     body: dict[str, Any]
     hold: float | None = None
+    delay: float = 0.0
 
 
 def _oauth_error(code: str, description: str, status: int = 400) -> OAuthAnswer:
@@ -43,7 +44,7 @@ def _oauth_error(code: str, description: str, status: int = 400) -> OAuthAnswer:
 
 
 def _fault_answer(fault: Any) -> OAuthAnswer | None:
-    if fault is None or fault.mode == "apply_then_500":
+    if fault is None or fault.mode in ("apply_then_500", "delay"):
         return None
     if fault.mode == "timeout":
         return OAuthAnswer(500, {}, hold=fault.seconds)
@@ -96,6 +97,8 @@ def _token_locked(sb: Sandbox, grant: str, params: dict[str, str]) -> OAuthAnswe
     if portal is None or client_id not in portal.installations:
         return _oauth_error("invalid_grant", "Application is not installed on this portal")
     access, refresh = sb.tokens.issue(client_id, portal.member_id, redeemed.user_id, now)
+    if fault is not None and fault.mode == "delay":  # the chain moved on now; the answer comes late
+        return OAuthAnswer(200, sb.token_payload(portal, app, access, refresh), delay=fault.seconds)
     if fault is not None:  # apply_then_500: the chain moved on, the client never learns the new pair
         return OAuthAnswer(500, err.internal_error().body())
     return OAuthAnswer(200, sb.token_payload(portal, app, access, refresh))
@@ -113,9 +116,18 @@ def app_info_endpoint(sb: Sandbox, token: str | None) -> OAuthAnswer:
 def _app_info_locked(sb: Sandbox, token: str | None) -> OAuthAnswer:
     now = sb.clock.now()
     record = sb.tokens.access.get(token or "")
-    faulted = _fault_answer(sb.faults.take(record.member_id if record else None, "oauth.app.info"))
+    fault = sb.faults.take(record.member_id if record else None, "oauth.app.info")
+    faulted = _fault_answer(fault)
     if faulted is not None:
         return faulted
+    answer = _app_info_answer(sb, token, now)
+    if fault is not None and fault.mode == "delay":
+        answer.delay = fault.seconds
+    return answer
+
+
+def _app_info_answer(sb: Sandbox, token: str | None, now: float) -> OAuthAnswer:
+    record = sb.tokens.access.get(token or "")
     try:
         if not token:
             raise err.no_auth_found()
@@ -146,6 +158,8 @@ def _request_params() -> dict[str, str]:
 
 
 def _respond(answer: OAuthAnswer, sb: Sandbox) -> Response:
+    if answer.delay:
+        sb.stopping.wait(answer.delay)
     if answer.hold is not None:
         sb.stopping.wait(answer.hold)
         request.environ[DROP_KEY] = True

@@ -92,6 +92,8 @@ def create_portal_app(sb: Sandbox) -> Flask:
             if token is None and isinstance(value, str) and value:
                 token = value
         answer = dispatcher.handle(portal, method, params, token, webhook)
+        if answer.delay:
+            sb.stopping.wait(answer.delay)
         if answer.hold is not None:
             sb.stopping.wait(answer.hold)
             request.environ[DROP_KEY] = True

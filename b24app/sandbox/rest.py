@@ -45,6 +45,7 @@ class Answer:
     body: bytes
     headers: dict[str, str] = field(default_factory=dict)
     hold: float | None = None
+    delay: float = 0.0
 
 
 def _json(body: Any) -> bytes:
@@ -109,7 +110,10 @@ class Dispatcher:
                 return Outcome(error=err.internal_error())
             if fault.mode == "error":
                 return Outcome(error=RestError(fault.error, fault.description, fault.status))
-            apply_then_500 = True
+            if fault.mode == "delay":
+                ctx.delay = max(ctx.delay, fault.seconds)
+            else:
+                apply_then_500 = True
         key = (member, ctx.caller_key, method)
         operating = self.sb.operating
         if method != "batch" and operating.blocked(key, ctx.now):
@@ -164,6 +168,11 @@ class Dispatcher:
         outcome = self.execute(ctx, method, params)
         if outcome.hold is not None:
             return Answer(500, b"", headers, hold=outcome.hold)
+        answer = self._answer(outcome, ctx, headers)
+        answer.delay = ctx.delay
+        return answer
+
+    def _answer(self, outcome: Outcome, ctx: CallContext, headers: dict[str, str]) -> Answer:
         if ctx.force_500:
             return Answer(500, _json(err.internal_error().body()), headers)
         if outcome.error is not None:

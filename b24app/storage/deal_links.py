@@ -15,6 +15,7 @@ from ..coerce import to_int
 from . import keys
 
 LOCK_TTL = 30.0
+LOCK_WAIT = 10.0
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class DealLinks:
 
     def lock(self, member_id: str, deal_id: int) -> Lock:
         """Held while one request changes the deal's badge (a context manager)."""
-        return Lock(self._redis, keys.deal_lock(member_id, deal_id), timeout=LOCK_TTL, blocking_timeout=LOCK_TTL,
+        return Lock(self._redis, keys.deal_lock(member_id, deal_id), timeout=LOCK_TTL, blocking_timeout=LOCK_WAIT,
                     thread_local=False)
 
     def get(self, member_id: str, deal_id: int) -> DealLink | None:

@@ -7,9 +7,11 @@ transitions (docs/DESIGN.md §6 has the diagram):
                                ▲  │                                │
                                │  └──────uninstall──▶ UNINSTALLED ◀┘
                                └──activate── (from either: reinstall, an admin's fresh chain)
+                               └──swap_tokens── (from NEEDS_REAUTH: a refresh that won a race)
 
 `activate` stores a whole fresh record (install, owner hand-over, re-authorization); `update` changes
-plain fields and never the state; `swap_tokens` saves a refreshed pair compare-and-set;
+plain fields and never the state; `swap_tokens` saves a refreshed pair compare-and-set, and a saved
+pair is a live chain (ACTIVE) even when a concurrent loser had just reported invalid_grant;
 `needs_reauth` and `uninstall` end the chain. `InstallationStore` is the interface every backend
 implements, and tests/integration/test_store_contract.py the contract each must pass.
 
@@ -173,7 +175,8 @@ class MemoryInstallationStore:
                     expires_at: float, **changes: Any) -> bool:
         _check_changes(changes)
         return self._change(member_id, lambda r: r.refresh_token == old_refresh_token, access_token=access_token,
-                            refresh_token=refresh_token, expires_at=expires_at, token_issued_at=_now(), **changes)
+                            refresh_token=refresh_token, expires_at=expires_at, token_issued_at=_now(),
+                            state=PortalState.ACTIVE, **changes)
 
     def needs_reauth(self, member_id: str, reason: str) -> bool:
         return self._change(member_id, lambda r: True, state=PortalState.NEEDS_REAUTH, last_error=reason)
@@ -206,9 +209,9 @@ class MemoryInstallationStore:
             return True
 
 
-_SWAP = """
+_SWAP = f"""
 if redis.call('HGET', KEYS[1], 'rt') ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'tokens', ARGV[2], 'rt', ARGV[3], unpack(ARGV, 4))
+redis.call('HSET', KEYS[1], 'tokens', ARGV[2], 'rt', ARGV[3], 'state', '{PortalState.ACTIVE.value}', unpack(ARGV, 4))
 return 1
 """
 _UPDATE_EXISTING = """

@@ -14,6 +14,7 @@ import redis
 from flask import Flask, Response, current_app, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
+from ..badges.deals import DealBusy
 from ..badges.rules import portal_refusal
 from ..badges.service import BadgeExists, BadgeInUse, BadgeNotFound, PortalAnswerInvalid
 from ..bitrix import errors as b24
@@ -55,7 +56,7 @@ STATUS: dict[type, int] = {
     b24.AccessDenied: 403, b24.PaymentRequired: 402, b24.MethodNotFound: 404, b24.NotFound: 404,
     b24.Conflict: 409, b24.InvalidArgument: 400, b24.QueryLimitExceeded: 503, b24.OperationTimeLimit: 503,
     b24.Overloaded: 503, b24.PortalServerError: 503, b24.TransientAuthError: 503, b24.TransportError: 503,
-    BadgeExists: 409, BadgeNotFound: 404, BadgeInUse: 409, PortalAnswerInvalid: 503,
+    BadgeExists: 409, BadgeNotFound: 404, BadgeInUse: 409, PortalAnswerInvalid: 503, DealBusy: 503,
     KeyReused: 422, RequestInProgress: 409,
 }
 HTTP_CODES = {

@@ -22,7 +22,7 @@ def readyz() -> Response | tuple[Response, int]:
         return jsonify(error="CONFIG_INCOMPLETE",
                        error_description=f"configuration incomplete: {', '.join(missing)} not set"), 503
     try:
-        found.redis.ping()
+        found.probe.ping()
     except (redis.RedisError, OSError) as exc:
         return jsonify(error="REDIS_UNAVAILABLE",
                        error_description=f"Redis does not answer: {type(exc).__name__}"), 503

@@ -2,7 +2,7 @@
 
 Written from web/api.py as it behaves (docs/DESIGN.md §4, §10): every route, the request bodies, the
 success shapes and the error shape, with the limits taken from badge_rules so the two cannot drift.
-`tests/test_openapi.py` checks that every /api/v1 rule in the Flask url_map is described here, and
+`tests/unit/test_openapi.py` checks that every /api/v1 rule in the Flask url_map is described here, and
 the fault suite (tests/faults) drives the API from this description.
 """
 from __future__ import annotations

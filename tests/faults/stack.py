@@ -65,10 +65,11 @@ def gunicorn_stack(redis_url: str, tmp: Path, *, workers: int = 2, threads: int 
     client_id = f"app.faults.{secrets.token_hex(4)}"
     client_secret = secrets.token_urlsafe(32)
     with start_sandbox() as sandbox:
-        environ = clean_env(B24_ENV="production", B24_CLIENT_ID=client_id, B24_CLIENT_SECRET=client_secret,
-                            B24_OAUTH_URL=sandbox.oauth_url, B24_ALLOW_HTTP="1", B24_SECRET_KEY=secrets.token_hex(24),
-                            B24_TOKEN_KEYS=Fernet.generate_key().decode(), REDIS_URL=redis_url,
-                            B24_RATE="1000/100000", **env)
+        environ = clean_env(**{
+            "B24_ENV": "production", "B24_CLIENT_ID": client_id, "B24_CLIENT_SECRET": client_secret,
+            "B24_OAUTH_URL": sandbox.oauth_url, "B24_ALLOW_HTTP": "1", "B24_SECRET_KEY": secrets.token_hex(24),
+            "B24_TOKEN_KEYS": Fernet.generate_key().decode(), "REDIS_URL": redis_url, "B24_RATE": "1000/100000",
+            **env})
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         environ["B24_APP_URL"] = url

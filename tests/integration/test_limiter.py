@@ -96,6 +96,18 @@ def test_waiters_get_distinct_ordered_slots(redis_client):
     assert all(0.25 - TOL < s < 0.25 + TOL for s in steps), steps
 
 
+def test_a_portal_saying_its_bucket_is_full_fills_ours(redis_client):
+    limiter = RateLimiter(redis_client, 2, 50, sleep=FakeSleep())
+    assert limiter.acquire("m1") == 0.0
+    limiter.saturate("m1")
+    with pytest.raises(RateLimitTimeout):
+        limiter.acquire("m1", max_wait=0)
+    assert 0.5 - TOL < limiter.acquire("m1") <= 0.5, "the next slot is one interval away"
+    before = redis_client.get(keys.rate("m1"))
+    limiter.saturate("m1")
+    assert redis_client.get(keys.rate("m1")) == before, "a bucket booked further ahead is left as it is"
+
+
 def test_max_wait_exceeded_raises_and_reserves_nothing(redis_client):
     sleep = FakeSleep()
     limiter = RateLimiter(redis_client, 1, 2, max_wait=1.5, sleep=sleep)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from b24app.bitrix.bulkhead import Bulkhead
 from b24app.bitrix.client import PortalClient, RetryPolicy
 from b24app.bitrix.oauth import AppInfo, TokenSet
 from b24app.bitrix.tokens import TokenManager
@@ -81,9 +82,14 @@ def _answer(outcome: Any) -> Any:
 class _BoundedLock:
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self.renewals = 0
 
-    def acquire(self) -> bool:
-        return self._lock.acquire(timeout=1.0)
+    def acquire(self, *, blocking: bool | None = None) -> bool:
+        return self._lock.acquire(timeout=1.0) if blocking or blocking is None else self._lock.acquire(False)
+
+    def reacquire(self) -> bool:
+        self.renewals += 1
+        return True
 
     def release(self) -> None:
         self._lock.release()
@@ -173,7 +179,8 @@ class Portal:
 
     @classmethod
     def build(cls, handler: Callable[[Request], Reply], *, oauth: FakeOAuth | None = None,
-              retry: RetryPolicy = FAST_RETRY, allow_http: bool = False) -> Portal:
+              retry: RetryPolicy = FAST_RETRY, allow_http: bool = False, bulkhead: Bulkhead | None = None,
+              locks: ThreadLocks | None = None) -> Portal:
         store = MemoryInstallationStore()
         store.activate(Installation(member_id=MEMBER_ID, domain=DOMAIN, client_endpoint=ENDPOINT, access_token="a1",
                                     refresh_token="r1", expires_at=time.time() + 3600, owner_user_id=OWNER))
@@ -181,7 +188,8 @@ class Portal:
         transport = MockTransport(handler)
         sleep = RecordingSleep()
         observed: list[tuple[str, str, float]] = []
-        client = PortalClient(MEMBER_ID, store=store, tokens=TokenManager(store, oauth, ThreadLocks()),
-                              oauth=oauth, http=transport, allow_http=allow_http, retry=retry, sleep=sleep,
+        tokens = TokenManager(store, oauth, locks or ThreadLocks(), bulkhead=bulkhead, renew_every=0.01)
+        client = PortalClient(MEMBER_ID, store=store, tokens=tokens, oauth=oauth, http=transport,
+                              allow_http=allow_http, retry=retry, sleep=sleep, bulkhead=bulkhead,
                               observer=lambda *event: observed.append(event))
         return cls(client, transport, store, oauth, sleep, observed)

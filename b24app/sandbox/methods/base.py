@@ -26,6 +26,7 @@ class CallContext:
     installation: Installation | None = None
     access_expires: float | None = None
     force_500: bool = False  # an apply_then_500 fault fired inside this request (batch)
+    delay: float = 0.0  # a delay fault fired: answer this many seconds late
     dispatcher: Any = None
 
     @property
