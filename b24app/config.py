@@ -15,7 +15,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from cryptography.fernet import Fernet
 
@@ -31,6 +31,7 @@ OFFICIAL_OAUTH_HOSTS = ("oauth.bitrix.info", "oauth.bitrix24.tech")
 DEFAULT_OAUTH_URL = "https://oauth.bitrix.info"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MIN_SECRET_KEY_LENGTH = 32
+SENTINEL_SCHEME = "redis+sentinel"
 
 
 @dataclass(frozen=True)
@@ -186,8 +187,45 @@ def _parse_token_keys(value: str) -> tuple[str, ...]:
 
 def _check_redis_url(value: str) -> None:
     parts = urlsplit(value)
+    if parts.scheme == SENTINEL_SCHEME:
+        try:
+            parse_sentinel_url(value)
+        except ValueError as exc:
+            raise ConfigError("REDIS_URL", f"{exc} (redis+sentinel://[:PASSWORD@]HOST:PORT[,HOST:PORT…]/SERVICE[/DB])"
+                              ) from None
+        return
     if parts.scheme not in ("redis", "rediss", "unix") or not (parts.netloc or parts.path):
-        raise ConfigError("REDIS_URL", f"expected redis://host:port/db, rediss://… or unix:///path, got {value!r}")
+        raise ConfigError("REDIS_URL", f"expected redis://host:port/db, rediss://…, unix:///path or "
+                                       f"redis+sentinel://HOST:PORT,…/SERVICE, got {value!r}")
+
+
+@dataclass(frozen=True)
+class SentinelTarget:
+    nodes: tuple[tuple[str, int], ...]
+    service: str
+    db: int = 0
+    password: str | None = None
+
+
+def parse_sentinel_url(url: str) -> SentinelTarget:
+    """`redis+sentinel://[:PASSWORD@]HOST:PORT[,HOST:PORT…]/SERVICE[/DB]`; ValueError names what is wrong.
+    The password is the primary's (the sentinels themselves are asked without one)."""
+    parts = urlsplit(url)
+    if parts.scheme != SENTINEL_SCHEME:
+        raise ValueError(f"expected {SENTINEL_SCHEME}://")
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    nodes = []
+    for host in hosts.split(","):
+        name, _, port = host.strip().rpartition(":")
+        if not name or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"expected HOST:PORT for every sentinel, got {host!r}")
+        nodes.append((name.strip("[]"), int(port)))
+    segments = [segment for segment in parts.path.split("/") if segment]
+    if not segments or len(segments) > 2 or (len(segments) == 2 and not segments[1].isdigit()):
+        raise ValueError("expected /SERVICE or /SERVICE/DB after the sentinels")
+    password = unquote(userinfo.partition(":")[2]) if userinfo else ""
+    return SentinelTarget(tuple(nodes), unquote(segments[0]), int(segments[1]) if len(segments) == 2 else 0,
+                          password or None)
 
 
 def _dev_secrets(data_dir: Path) -> dict[str, str]:

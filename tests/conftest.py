@@ -1,12 +1,15 @@
-"""Shared fixtures: a real Redis for every test that needs one.
+"""Shared fixtures: a real Redis for every test that needs one, and a real Redis Cluster for those that
+must hold on both.
 
 Tests use the database named by B24_TEST_REDIS_URL (default: db 15 on the local server) and flush it
-before each test, so run concurrent test sessions against different databases.
+before each test, so run concurrent test sessions against different databases. The cluster (3 masters
+from the stock redis-server, on free ports) is started once per session when a test asks for it.
 """
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -27,6 +30,50 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(redis_url)
     client.flushdb()
     yield client
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from tests.support.redis_servers import RedisCluster3
+
+    cluster = RedisCluster3(tmp_path_factory.mktemp("cluster"))
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+@dataclass
+class Backend:
+    name: str
+    url: str
+    client: redis.Redis
+
+
+@pytest.fixture
+def cluster_client(redis_cluster: Any) -> Iterator[redis.Redis]:
+    """A cluster client exactly as the app makes one (`connect` detects cluster mode), flushed around the test."""
+    from b24app.storage.connection import connect
+
+    client = connect(redis_cluster.url)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture(params=["single", "cluster"])
+def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    """The test's Redis: the single one, then the 3-master cluster. A module that must hold on both
+    overrides `redis_url` and `redis_client` with this one's."""
+    if request.param == "cluster":
+        cluster = request.getfixturevalue("redis_cluster")
+        yield Backend("cluster", cluster.url, request.getfixturevalue("cluster_client"))
+        return
+    client = redis.Redis.from_url(TEST_REDIS_URL)
+    client.flushdb()
+    yield Backend("single", TEST_REDIS_URL, client)
     client.flushdb()
     client.close()
 
@@ -87,3 +134,21 @@ def browser() -> Iterator[Any]:
         instance = pw.chromium.launch(executable_path=str(chromium.CHROMIUM), args=chromium.ARGS, headless=True)
         yield instance
         instance.close()
+
+
+@pytest.fixture(scope="session")
+def _cluster_stack_session(redis_cluster: Any):
+    from tests.support.wiring import stack
+
+    with stack(REDIS_URL=redis_cluster.url) as running:
+        yield running
+
+
+@pytest.fixture(params=["single", "cluster"])
+def b24_on_both(request: pytest.FixtureRequest):
+    """`b24` on the single Redis, then on the 3-master cluster: for the modules that must hold on both."""
+    name = "_stack_session" if request.param == "single" else "_cluster_stack_session"
+    request.getfixturevalue("redis_client" if request.param == "single" else "cluster_client")
+    running = request.getfixturevalue(name)
+    yield running
+    running.services.portal_services.binder.wait()

@@ -12,6 +12,7 @@ from typing import Any
 
 import redis
 from flask import Flask, Response, current_app, jsonify, render_template, request
+from redis.exceptions import RedisClusterException
 from werkzeug.exceptions import HTTPException
 
 from ..badges.deals import DealBusy
@@ -143,7 +144,8 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(AppError, app_error_response)
 
     @app.errorhandler(redis.RedisError)
-    def _storage_down(exc: redis.RedisError) -> Response:
+    @app.errorhandler(RedisClusterException)
+    def _storage_down(exc: Exception) -> Response:
         log.error("redis unavailable", extra={"error": type(exc).__name__})
         response = error_response(503, "SERVICE_UNAVAILABLE", "The app's storage is unavailable; try again shortly.")
         response.headers["Retry-After"] = str(DEFAULT_RETRY_AFTER)

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import redis
 from flask import Blueprint, Response, jsonify
+from redis.exceptions import RedisClusterException
 
+from ..storage.connection import ping
 from .common import services
 
 bp = Blueprint("health", __name__)
@@ -22,8 +24,8 @@ def readyz() -> Response | tuple[Response, int]:
         return jsonify(error="CONFIG_INCOMPLETE",
                        error_description=f"configuration incomplete: {', '.join(missing)} not set"), 503
     try:
-        found.probe.ping()
-    except (redis.RedisError, OSError) as exc:
+        ping(found.probe)
+    except (redis.RedisError, RedisClusterException, OSError) as exc:
         return jsonify(error="REDIS_UNAVAILABLE",
                        error_description=f"Redis does not answer: {type(exc).__name__}"), 503
     return jsonify(status="ready")

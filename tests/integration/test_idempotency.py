@@ -8,6 +8,7 @@ import time
 
 import pytest
 import redis
+from redis.cluster import RedisCluster
 
 from b24app.storage import idempotency
 from b24app.storage.idempotency import (
@@ -19,12 +20,23 @@ from b24app.storage.idempotency import (
     request_fingerprint,
     validate_key,
 )
+from tests.conftest import Backend
 
 MEMBER = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
 OTHER = "ffffeeeeddddccccbbbbaaaa99998888"
 FP = request_fingerprint("POST", "/api/v1/badges", b'{"code":"missedCall"}')
 BODY = {"badge": {"code": "missedCall", "title": {"en": "Call status", "ru": "Статус"}, "value": "Missed",
                   "type": "failure"}}
+
+
+@pytest.fixture
+def redis_url(backend: Backend) -> str:
+    return backend.url
+
+
+@pytest.fixture
+def redis_client(backend: Backend) -> redis.Redis:
+    return backend.client
 
 
 @pytest.fixture
@@ -95,7 +107,7 @@ def test_concurrent_identical_requests_start_exactly_once(store):
 
 def test_result_is_kept_at_least_24_hours_and_a_claim_only_lock_ttl(store, redis_client):
     first = started(store.begin(MEMBER, "key-1", FP))
-    (name,) = redis_client.keys("*")
+    (name,) = list(redis_client.scan_iter())
     assert 0 < redis_client.ttl(name) <= 120
     store.complete(MEMBER, "key-1", 201, BODY, token=first.token)
     assert redis_client.ttl(name) >= 24 * 3600 - 1
@@ -159,15 +171,16 @@ def test_raw_client_key_never_appears_in_redis(store, redis_client):
     raw = "Client-Key:{weird} *?[x] ~ 42"
     first = started(store.begin(MEMBER, raw, FP))
     store.complete(MEMBER, raw, 201, BODY, token=first.token)
-    names = [name.decode() for name in redis_client.keys("*")]
+    names = [name.decode() for name in list(redis_client.scan_iter())]
     digest = hashlib.sha256(raw.encode()).hexdigest()
     assert names == [f"b24:idem:{{{MEMBER}}}:{digest}"]
     assert re.fullmatch(r"b24:idem:\{[0-9a-f]{32}\}:[0-9a-f]{64}", names[0])
     assert all(raw.encode() not in value for value in redis_client.hgetall(names[0]).values())
 
 
-def test_works_with_a_decoding_client(redis_client, redis_url):
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
+def test_works_with_a_decoding_client(backend: Backend):
+    kind = RedisCluster if backend.name == "cluster" else redis.Redis
+    client = kind.from_url(backend.url, decode_responses=True)
     try:
         store = IdempotencyStore(client)
         first = started(store.begin(MEMBER, "decoded", FP))

@@ -11,8 +11,19 @@ import redis
 
 from b24app.bitrix.limiter import OperatingBudget, RateLimiter, RateLimitTimeout
 from b24app.storage import keys
+from tests.conftest import Backend
 
 TOL = 0.05  # seconds of real time that pass between a test's Redis calls
+
+
+@pytest.fixture
+def redis_url(backend: Backend) -> str:
+    return backend.url
+
+
+@pytest.fixture
+def redis_client(backend: Backend) -> redis.Redis:
+    return backend.client
 
 
 class FakeSleep:
@@ -137,7 +148,7 @@ def test_key_has_hash_tag_and_ttl_covers_reservations(redis_client):
     limiter = RateLimiter(redis_client, 2, 10, sleep=FakeSleep())
     for _ in range(9):
         limiter.acquire("M-1")
-    assert redis_client.keys("*") == [b"b24:rate:{M-1}"]
+    assert list(redis_client.scan_iter()) == [b"b24:rate:{M-1}"]
     # 9 queued at 2 rps drain in 4.5 s; the key outlives that by a small margin and no more.
     assert 4400 < redis_client.pttl("b24:rate:{M-1}") <= 5600
 
@@ -322,7 +333,7 @@ def test_blocked_minimum_cap_and_never_shortened(redis_client):
 def test_operating_key_has_hash_tag_and_ttl(redis_client):
     budget = OperatingBudget(redis_client)
     budget.record("M-1", "crm.deal.list", 10, redis_now(redis_client) + 30)
-    assert redis_client.keys("*") == [b"b24:op:{M-1}"]
+    assert list(redis_client.scan_iter()) == [b"b24:op:{M-1}"]
     assert 590 < redis_client.ttl("b24:op:{M-1}") <= 600
     budget.blocked("M-2", "crm.deal.get")
     assert 590 < redis_client.ttl("b24:op:{M-2}") <= 600

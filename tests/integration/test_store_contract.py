@@ -32,12 +32,13 @@ def sample(member_id: str = "m1", **overrides) -> Installation:
     return Installation(**{**base.__dict__, **overrides})
 
 
-@pytest.fixture(params=["memory", "redis"])
-def store(request, redis_client: redis.Redis) -> Iterator[InstallationStore]:
+@pytest.fixture(params=["memory", "redis", "cluster"])
+def store(request) -> Iterator[InstallationStore]:
     if request.param == "memory":
         yield MemoryInstallationStore()
     else:
-        yield RedisInstallationStore(redis_client, TokenCipher([KEY]))
+        client = request.getfixturevalue("cluster_client" if request.param == "cluster" else "redis_client")
+        yield RedisInstallationStore(client, TokenCipher([KEY]))
 
 
 def test_save_and_get_round_trip(store: InstallationStore) -> None:

@@ -22,12 +22,18 @@ from tests.integration.helpers import oauth_counters, portal_requests
 from tests.support import workers
 
 
+@pytest.fixture
+def b24(b24_on_both):
+    """Every refresh test runs on the single Redis and on a 3-master cluster."""
+    return b24_on_both
+
+
 def _environ(b24, **extra: str) -> dict[str, str]:
     config = b24.config
     return {"B24_ENV": "development", "B24_CLIENT_ID": config.client_id, "B24_CLIENT_SECRET": config.client_secret,
             "B24_APP_URL": config.app_url, "B24_OAUTH_URL": config.oauth_url, "B24_ALLOW_HTTP": "1",
             "B24_SECRET_KEY": config.secret_key, "B24_TOKEN_KEYS": ",".join(config.token_keys),
-            "REDIS_URL": TEST_REDIS_URL, "B24_RATE": "1000/100000", **extra}
+            "REDIS_URL": config.redis_url or TEST_REDIS_URL, "B24_RATE": "1000/100000", **extra}
 
 
 def _refreshes(b24) -> tuple[int, int]:

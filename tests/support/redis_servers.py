@@ -65,3 +65,129 @@ class PrivateRedis:
     def thaw(self) -> None:
         assert self.process is not None
         os.kill(self.process.pid, signal.SIGCONT)
+
+
+def cluster_ports(count: int) -> list[int]:
+    """Free ports whose cluster bus ports (port + 10000) are free too; all at most 55535."""
+    import socket
+
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port()
+        if port > 55535 or port in ports:
+            continue
+        with socket.socket() as bus:
+            try:
+                bus.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        ports.append(port)
+    return ports
+
+
+class RedisCluster3:
+    """Three masters, no replicas, from the stock redis-server: `url` names one node, as an operator would."""
+
+    def __init__(self, data_dir: Path, masters: int = 3) -> None:
+        self.data_dir = data_dir
+        self.ports = cluster_ports(masters)
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.ports[0]}/0"
+
+    def start(self) -> None:
+        for port in self.ports:
+            node_dir = self.data_dir / str(port)
+            node_dir.mkdir(parents=True, exist_ok=True)
+            self.processes.append(subprocess.Popen(
+                [_redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(node_dir),
+                 "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000",
+                 "--save", "", "--appendonly", "no", "--protected-mode", "no"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        for port in self.ports:
+            _wait_for(redis.Redis(port=port), "a cluster node did not start")
+        subprocess.run([shutil.which("redis-cli") or "redis-cli", "--cluster", "create",
+                        *(f"127.0.0.1:{port}" for port in self.ports), "--cluster-replicas", "0", "--cluster-yes"],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+        deadline = time.monotonic() + 30
+        while any(redis.Redis(port=port).execute_command("CLUSTER INFO").get("cluster_state") != "ok"
+                  for port in self.ports):
+            assert time.monotonic() < deadline, "the cluster never became ok"
+            time.sleep(0.1)
+
+    def flush(self) -> None:
+        for port in self.ports:
+            redis.Redis(port=port).flushall()
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait(10)
+
+
+def _wait_for(client: redis.Redis, message: str) -> None:
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            return
+        except redis.ConnectionError:
+            assert time.monotonic() < deadline, message
+            time.sleep(0.05)
+
+
+class SentinelGroup:
+    """A primary, one replica and one sentinel (quorum 1) that promotes the replica a second after the
+    primary stops answering; `url` is the app's `redis+sentinel://` address."""
+
+    SERVICE = "b24test"
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.primary_port, self.replica_port, self.sentinel_port = (free_port() for _ in range(3))
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    @property
+    def url(self) -> str:
+        return f"redis+sentinel://127.0.0.1:{self.sentinel_port}/{self.SERVICE}/0"
+
+    def start(self) -> None:
+        base = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--protected-mode", "no"]
+        for name, port, extra in (("primary", self.primary_port, []),
+                                  ("replica", self.replica_port, ["--replicaof", "127.0.0.1", str(self.primary_port)])):
+            node_dir = self.data_dir / name
+            node_dir.mkdir(parents=True, exist_ok=True)
+            self.processes[name] = subprocess.Popen([_redis_binary(), "--port", str(port), "--dir", str(node_dir),
+                                                     *base, *extra],
+                                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            _wait_for(redis.Redis(port=port), f"the {name} did not start")
+        config = self.data_dir / "sentinel.conf"
+        config.write_text("\n".join([
+            f"port {self.sentinel_port}", "bind 127.0.0.1", "protected-mode no", f"dir {self.data_dir}",
+            f"sentinel monitor {self.SERVICE} 127.0.0.1 {self.primary_port} 1",
+            f"sentinel down-after-milliseconds {self.SERVICE} 1000",
+            f"sentinel failover-timeout {self.SERVICE} 5000", ""]))
+        self.processes["sentinel"] = subprocess.Popen([_redis_binary(), str(config), "--sentinel"],
+                                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _wait_for(redis.Redis(port=self.sentinel_port), "the sentinel did not start")
+        deadline = time.monotonic() + 20
+        while redis.Redis(port=self.replica_port).info("replication").get("master_link_status") != "up":
+            assert time.monotonic() < deadline, "the replica never synced"
+            time.sleep(0.1)
+
+    def primary(self) -> tuple[str, int]:
+        host, port = redis.Redis(port=self.sentinel_port).sentinel_get_master_addr_by_name(self.SERVICE)
+        return str(host), int(port)
+
+    def kill_primary(self) -> None:
+        self.processes["primary"].kill()
+        self.processes["primary"].wait(10)
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait(10)

@@ -20,8 +20,9 @@ def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def app() -> Flask:
-    """The app built from a complete configuration; nothing connects to Redis until a request needs it."""
+    """The app built from a complete configuration; nothing connects to Redis until a request needs it (a unix
+    socket is never asked whether it is a cluster)."""
     from b24app import create_app
     from tests.conftest import make_config
 
-    return create_app(make_config(REDIS_URL="redis://127.0.0.1:1/0"), configure_logs=False)
+    return create_app(make_config(REDIS_URL="unix:///nonexistent/redis.sock"), configure_logs=False)
