@@ -216,8 +216,8 @@ class Harness:
             self.sandbox.call("set_rate", portal["member_id"], rate)
         return portal
 
-    def save_seeded(self, seeded: list[dict[str, Any]]) -> None:
-        store = self.store()
+    def save_seeded(self, seeded: list[dict[str, Any]], store: RedisInstallationStore | None = None) -> None:
+        store = store or self.store()
         for chain in seeded:
             store.activate(Installation(member_id=chain["member_id"], domain=chain["domain"],
                                         client_endpoint=chain["client_endpoint"], owner_user_id=1,

@@ -1,12 +1,12 @@
 """Memory (docs/DESIGN.md §9): Redis bytes per installed portal, with N synthetic portals.
 
 N portals (realistic field sizes: 32-hex member_id, bitrix24.com domain, 70-char tokens, 32-hex
-application_token) are written through the real `RedisInstallationStore.save` into the benchmark's own
-Redis database. Per portal at rest the app keeps: its record hash `b24:portal:{m}`, the domain index
-`b24:domain:<domain>`, and one member of the `b24:portals` sorted set. Bytes per portal = MEMORY USAGE
-(SAMPLES 0, exact) summed over the keys of a random sample of portals, plus the sorted set's MEMORY USAGE
-divided by N. `used_memory` growth / N is reported as a cross-check. Short-lived keys (rate bucket,
-operating-time hash, 30 s list cache, 24 h idempotency records) are sized once, as they appear in use.
+application_token) are written through the real `RedisInstallationStore.activate` into the benchmark's own
+Redis database. Per portal at rest the app keeps: its record `b24:portal:{m}` (one compact JSON string) and
+the domain index `b24:domain:<domain>`. Bytes per portal = MEMORY USAGE (SAMPLES 0, exact) summed over the
+keys of a random sample of portals. `used_memory` growth / N is reported as a cross-check. Short-lived keys
+(rate bucket, operating-time hash, 30 s list cache, 24 h idempotency records) are sized once, as they appear
+in use.
 The database is flushed before and after.
 """
 from __future__ import annotations
@@ -58,10 +58,10 @@ def run(h: Harness, *, portals: int = 100_000, sample: int = 1000, threads: int 
     write_seconds = time.perf_counter() - started
     used = int(client.info("memory")["used_memory"])
     chosen = random.Random(1).sample(records, min(sample, len(records)))
-    hash_bytes = [_usage(client, keys.portal(m)) for m, _ in chosen]
+    record_bytes = [_usage(client, keys.portal(m)) for m, _ in chosen]
+    value_bytes = [int(client.strlen(keys.portal(m))) for m, _ in chosen]
     domain_bytes = [_usage(client, keys.domain(d)) for _, d in chosen]
-    zset_share = _usage(client, keys.PORTALS) / portals
-    per_portal = sum(hash_bytes) / len(chosen) + sum(domain_bytes) / len(chosen) + zset_share
+    per_portal = sum(record_bytes) / len(chosen) + sum(domain_bytes) / len(chosen)
     encoding = client.object("encoding", keys.portal(chosen[0][0]))
 
     # the short-lived keys of a portal in use, sized once on one real-shaped example each
@@ -77,19 +77,18 @@ def run(h: Harness, *, portals: int = 100_000, sample: int = 1000, threads: int 
         ("badge-list cache, one badge (30 s)", f"b24:cache:{{{member}}}:badges"))}
     client.flushdb()
     return {"benchmark": "memory", "portals": portals, "sample": len(chosen), "write_seconds": round(write_seconds, 1),
-            "bytes_per_portal": round(per_portal), "record_hash_bytes_avg": round(sum(hash_bytes) / len(chosen)),
-            "record_hash_encoding": encoding.decode() if isinstance(encoding, bytes) else str(encoding),
+            "bytes_per_portal": round(per_portal), "record_bytes_avg": round(sum(record_bytes) / len(chosen)),
+            "record_value_length_avg": round(sum(value_bytes) / len(chosen)),
+            "record_encoding": encoding.decode() if isinstance(encoding, bytes) else str(encoding),
             "domain_key_bytes_avg": round(sum(domain_bytes) / len(chosen)),
-            "sorted_set_share_bytes": round(zset_share, 1),
             "used_memory_growth_per_portal": round((used - base) / portals),
-            "transient_keys_bytes": transient, "target_bytes": 2048}
+            "transient_keys_bytes": transient, "target_bytes": 1024}
 
 
 def summary(result: dict[str, Any]) -> list[str]:
     return [f"memory: {result['portals']} portals written in {result['write_seconds']} s; "
-            f"{result['bytes_per_portal']} B per portal (target ≤ 2048): "
-            f"record hash {result['record_hash_bytes_avg']} B "
-            f"({result['record_hash_encoding']}), domain key {result['domain_key_bytes_avg']} B, sorted-set share "
-            f"{result['sorted_set_share_bytes']} B; "
+            f"{result['bytes_per_portal']} B per portal (target ≤ 1024): "
+            f"record {result['record_bytes_avg']} B ({result['record_encoding']}, value "
+            f"{result['record_value_length_avg']} B), domain key {result['domain_key_bytes_avg']} B; "
             f"used_memory growth {result['used_memory_growth_per_portal']} B/portal",
             f"  short-lived keys while in use: {result['transient_keys_bytes']}"]

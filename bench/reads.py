@@ -74,8 +74,9 @@ def _python_load(url: str, token: str, seconds: int, connections: int) -> dict[s
 
 
 def run(h: Harness, app: App, *, seconds: int = 10, runs: int = 3, connections: int = 32,
-        badges: int = 20) -> dict[str, Any]:
-    portal = h.installed_portal(rate=None)
+        badges: int = 20, portal: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`portal`: one already in the deployment's store (default: a portal installed through the main app)."""
+    portal = portal or h.installed_portal(rate=None)
     token = h.session_token(portal["member_id"], portal["domain"])
     http = requests.Session()
     http.headers["Authorization"] = f"Bearer {token}"

@@ -17,7 +17,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import isolation, memory, overhead, ratelimit, reads, storm
+from bench import cluster, isolation, memory, overhead, ratelimit, reads, storm
 from bench.harness import DEFAULT_REDIS_URL, RESULTS, harness, machine
 
 FULL: dict[str, dict[str, Any]] = {
@@ -28,6 +28,8 @@ FULL: dict[str, dict[str, Any]] = {
     "storm": {"portals": 1000, "processes": 4, "threads": 8, "runs": 2},
     "profile": {"requests_count": 500},
     "isolation": {"seconds": 10, "flood": 150, "garbage": 20},
+    "cluster": {"storm_sizes": {"portals": 1000, "processes": 4, "threads": 8},
+                "read_sizes": {"seconds": 10, "runs": 3}},
 }
 SMOKE: dict[str, dict[str, Any]] = {
     "memory": {"portals": 200, "sample": 20, "threads": 2},
@@ -37,8 +39,10 @@ SMOKE: dict[str, dict[str, Any]] = {
     "storm": {"portals": 12, "processes": 4, "threads": 2, "runs": 1},
     "profile": {"requests_count": 5},
     "isolation": {"seconds": 1, "flood": 6, "garbage": 3, "slow": False},
+    "cluster": {"storm_sizes": {"portals": 12, "processes": 4, "threads": 2},
+                "read_sizes": {"seconds": 1, "runs": 1, "connections": 4, "badges": 2}},
 }
-ORDER = ("memory", "overhead", "profile", "reads", "ratelimit", "storm", "isolation")
+ORDER = ("memory", "overhead", "profile", "reads", "ratelimit", "storm", "isolation", "cluster")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,9 +83,12 @@ def main(argv: list[str] | None = None) -> int:
             elif name == "storm":
                 result = storm.run(h, main_app, **sizes[name])
                 lines += storm.summary(result)
-            else:
+            elif name == "isolation":
                 result = isolation.run(h, **sizes[name])
                 lines += isolation.summary(result)
+            else:
+                result = cluster.run(h, main_app, **sizes[name])
+                lines += cluster.summary(result)
             result["wall_seconds"] = round(time.perf_counter() - started, 1)
             everything[name] = result
             h.write(name, result)

@@ -17,6 +17,7 @@ from typing import Any
 
 import requests
 
+from b24app.storage.installations import RedisInstallationStore
 from bench.harness import App, Harness, describe
 
 
@@ -55,12 +56,17 @@ def _client(url: str, work: list[tuple[str, str]], threads: int, start_at: float
     return {"latencies": latencies, "failures": failures, "finished": time.time()}
 
 
-def run(h: Harness, app: App, *, portals: int = 1000, processes: int = 4, threads: int = 8,
-        runs: int = 1) -> dict[str, Any]:
+def run(h: Harness, app: App | list[App], *, portals: int = 1000, processes: int = 4, threads: int = 8,
+        runs: int = 1, store: RedisInstallationStore | None = None) -> dict[str, Any]:
+    """`app` may be several deployments: client processes 0 and 1 go to the first, 2 and 3 to the next, …, so
+    each portal is asked through two of them at once. `store` is where the deployments keep their portals
+    (the harness's Redis by default)."""
+    apps = app if isinstance(app, list) else [app]
+    store = store or h.store()
     results = []
     for run_no in range(runs):
         seeded = h.sandbox.call("seed_installed", portals)
-        h.save_seeded(seeded)
+        h.save_seeded(seeded, store)
         h.sandbox.call("advance_clock", 3601)  # every access token of every portal is now expired
         members = [s["member_id"] for s in seeded]
         tokens = {s["member_id"]: h.session_token(s["member_id"], s["domain"], is_admin=False) for s in seeded}
@@ -69,14 +75,14 @@ def run(h: Harness, app: App, *, portals: int = 1000, processes: int = 4, thread
         context = multiprocessing.get_context("spawn")
         with context.Pool(processes) as pool:
             shares = [[(m, tokens[m]) for m in members[i % 2::2]] for i in range(processes)]
-            async_results = [pool.apply_async(_client, (app.url, share, threads, start_at)) for share in shares]
+            async_results = [pool.apply_async(_client, (apps[(i // 2) % len(apps)].url, share, threads, start_at))
+                             for i, share in enumerate(shares)]
             outcomes = [r.get(timeout=600) for r in async_results]
         elapsed = max(o["finished"] for o in outcomes) - start_at
         after = h.sandbox.call("portal_counters", members)
         refreshes = {m: after[m].get("oauth", {}).get("refresh_ok", 0) - before[m].get("oauth", {}).get("refresh_ok", 0)
                      for m in members}
         refresh_failed = sum(after[m].get("oauth", {}).get("refresh_failed", 0) for m in members)
-        store = h.store()
         lost = [m for m in members if (record := store.get(m)) is None or record.state != "active"]
         latencies = [x for o in outcomes for x in o["latencies"]]
         failures = [f for o in outcomes for f in o["failures"]]
@@ -90,7 +96,7 @@ def run(h: Harness, app: App, *, portals: int = 1000, processes: int = 4, thread
         })
         h.sandbox.call("remove_portals", members)
     return {"benchmark": "refresh_storm", "processes": processes, "threads": threads, "runs": results,
-            "app_workers": app.workers}
+            "app_workers": sum(a.workers for a in apps), "deployments": len(apps)}
 
 
 def summary(result: dict[str, Any]) -> list[str]:

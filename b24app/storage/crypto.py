@@ -29,25 +29,31 @@ class TokenCipher:
         self._opened = functools.lru_cache(maxsize=memo_size)(self._open)
 
     def encrypt(self, plaintext: str) -> str:
-        return self._all.encrypt(plaintext.encode()).decode()
+        return self.encrypt_bytes(plaintext.encode())
+
+    def encrypt_bytes(self, plaintext: bytes) -> str:
+        return self._all.encrypt(plaintext).decode()
 
     def decrypt(self, ciphertext: str) -> str:
-        return self.open(ciphertext)[0]
+        return self.open_bytes(ciphertext)[0].decode()
 
     def open(self, ciphertext: str) -> tuple[str, bool]:
-        """The plaintext, and whether the primary key wrote it (False: rewrite it under the primary key).
+        """The plaintext, and whether the primary key wrote it (False: rewrite it under the primary key)."""
+        plaintext, current = self.open_bytes(ciphertext)
+        return plaintext.decode(), current
 
-        The primary key is tried first, so the common case costs one decryption for both answers.
-        """
+    def open_bytes(self, ciphertext: str) -> tuple[bytes, bool]:
+        """`open` for binary plaintexts. The primary key is tried first, so the common case costs one
+        decryption for both answers."""
         return self._opened(ciphertext)
 
-    def _open(self, ciphertext: str) -> tuple[str, bool]:
+    def _open(self, ciphertext: str) -> tuple[bytes, bool]:
         raw = ciphertext.encode()
         try:
-            return self._primary.decrypt(raw).decode(), True
+            return self._primary.decrypt(raw), True
         except InvalidToken:
             pass
         try:
-            return self._all.decrypt(raw).decode(), False
+            return self._all.decrypt(raw), False
         except InvalidToken:
             raise TokenDecryptError("no configured B24_TOKEN_KEYS key decrypts this value") from None

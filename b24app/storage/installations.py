@@ -15,10 +15,10 @@ pair is a live chain (ACTIVE) even when a concurrent loser had just reported inv
 `needs_reauth` and `uninstall` end the chain. `InstallationStore` is the interface every backend
 implements, and tests/integration/test_store_contract.py the contract each must pass.
 
-`RedisInstallationStore` keeps `b24:portal:{MEMBER}` (storage/keys.py): plain fields plus two encrypted
-ones (`tokens`: access + refresh token; `app_token`: the application_token). `rt` holds a digest of the
-current refresh token, so a refresh is saved compare-and-set in one Lua call without Redis ever seeing
-a token.
+`RedisInstallationStore` keeps `b24:portal:{MEMBER}` (storage/keys.py): one compact JSON value with the
+plain fields and two encrypted ones (`k`: access + refresh token; `n`: the application_token). `r` holds
+a digest of the current refresh token, so a refresh is saved compare-and-set in one Lua call without
+Redis ever seeing a token.
 """
 from __future__ import annotations
 
@@ -85,7 +85,7 @@ class Installation:
 
 _PLAIN = ("domain", "client_endpoint", "state", "plan", "scope", "app_version", "owner_user_id", "expires_at",
           "installed_at", "updated_at", "token_issued_at", "last_error")
-_UPDATABLE = frozenset({*_PLAIN, "application_token"}) - {"installed_at", "state"}
+_UPDATABLE = frozenset({*_PLAIN, "application_token"}) - {"installed_at", "state", "updated_at"}
 _FIELD_TYPES = {f.name: f.type for f in fields(Installation)}
 
 
@@ -94,11 +94,15 @@ def refresh_digest(refresh_token: str | None) -> str:
     return hashlib.sha256(refresh_token.encode()).hexdigest()[:32] if refresh_token else ""
 
 
+_TOKENS, _APP_TOKEN, _DIGEST = "k", "n", "r"  # the encrypted tokens, application_token, refresh digest
+
+
 def lua_usable(key: str) -> str:
-    """A Lua condition, true when the record at `key` is active with tokens, for scripts of other stores
-    that must not answer for a dead portal (storage/badge_cache.py); the field names stay in this module."""
-    return (f"(redis.call('HGET', {key}, 'state') == '{PortalState.ACTIVE.value}' "
-            f"and redis.call('HEXISTS', {key}, 'tokens') == 1)")
+    """A Lua expression, true when the record at `key` is active with tokens, for scripts of other stores
+    that must not answer for a dead portal (storage/badge_cache.py); the record's layout stays in this module."""
+    return (f"(function() local raw = redis.call('GET', {key}); if not raw then return false end; "
+            f"local rec = cjson.decode(raw); "
+            f"return rec['s'] == '{PortalState.ACTIVE.value}' and rec['{_TOKENS}'] ~= nil end)()")
 
 
 class InstallationStore(Protocol):
@@ -209,46 +213,71 @@ class MemoryInstallationStore:
             return True
 
 
+# The `b24:portal:{MEMBER}` value is one JSON object with short names (FIELD_NAMES), kept compact so that
+# 100,000 portals fit in ~100 MB of Redis (docs/PERFORMANCE.md): the plain fields, `r` (a digest of the
+# current refresh token, for the compare-and-set of a refresh) and two encrypted fields, `k` (the access and
+# refresh token) and `n` (the application_token), which have their own life cycles. Every script decodes and
+# re-encodes it with Redis's own cjson, on this one key.
+FIELD_NAMES = {"domain": "d", "client_endpoint": "e", "state": "s", "plan": "p", "scope": "c", "app_version": "v",
+               "owner_user_id": "o", "expires_at": "x", "installed_at": "i", "updated_at": "u",
+               "token_issued_at": "t", "last_error": "l"}
+
+# ARGV: old digest, tokens, new digest, then name/value pairs as JSON. The refreshed pair is a live chain.
 _SWAP = f"""
-if redis.call('HGET', KEYS[1], 'rt') ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'tokens', ARGV[2], 'rt', ARGV[3], 'state', '{PortalState.ACTIVE.value}', unpack(ARGV, 4))
+local raw = redis.call('GET', KEYS[1])
+if not raw then return 0 end
+local rec = cjson.decode(raw)
+if rec['{_DIGEST}'] ~= ARGV[1] then return 0 end
+rec['{_TOKENS}'] = ARGV[2]
+rec['{_DIGEST}'] = ARGV[3]
+rec['s'] = '{PortalState.ACTIVE.value}'
+for name, value in pairs(cjson.decode(ARGV[4])) do rec[name] = value end
+redis.call('SET', KEYS[1], cjson.encode(rec))
 return 1
 """
-_UPDATE_EXISTING = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV))
+# ARGV: the changes as JSON (a JSON null removes a field).
+_CHANGE = """
+local raw = redis.call('GET', KEYS[1])
+if not raw then return 0 end
+local rec = cjson.decode(raw)
+for name, value in pairs(cjson.decode(ARGV[1])) do
+  if value == cjson.null then rec[name] = nil else rec[name] = value end
+end
+redis.call('SET', KEYS[1], cjson.encode(rec))
 return 1
 """
-_CLEAR = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HDEL', KEYS[1], 'tokens', 'rt', 'app_token')
-redis.call('HSET', KEYS[1], unpack(ARGV))
-return 1
-"""
+# ARGV: field, the ciphertext read, its rewrite under the primary key (unless someone changed it meanwhile).
 _REWRAP = """
-if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+local raw = redis.call('GET', KEYS[1])
+if not raw then return 0 end
+local rec = cjson.decode(raw)
+if rec[ARGV[1]] ~= ARGV[2] then return 0 end
+rec[ARGV[1]] = ARGV[3]
+redis.call('SET', KEYS[1], cjson.encode(rec))
 return 1
 """
 
 
 class RedisInstallationStore:
-    """The production store; see the module docstring for the key layout."""
+    """The production store: `b24:portal:{MEMBER}` (storage/keys.py) holds the record as one compact JSON
+    value (see FIELD_NAMES); `b24:domain:DOMAIN` is the domain index. Every change is one script on the one
+    key, so it is atomic for the portal and stays in its cluster slot."""
 
     def __init__(self, client: redis.Redis, cipher: TokenCipher) -> None:
         self._redis = client
         self._cipher = cipher
         self._swap = client.register_script(_SWAP)
-        self._update_existing = client.register_script(_UPDATE_EXISTING)
-        self._clear = client.register_script(_CLEAR)
+        self._change = client.register_script(_CHANGE)
         self._rewrap = client.register_script(_REWRAP)
 
     def get(self, member_id: str) -> Installation | None:
-        raw = self._redis.hgetall(keys.portal(member_id))
-        if not raw:
-            return None
-        data = {text(k): text(v) for k, v in raw.items()}
-        return self._decode(member_id, data)
+        try:
+            raw = self._redis.get(keys.portal(member_id))
+        except redis.ResponseError as exc:
+            if "WRONGTYPE" not in str(exc):
+                raise
+            return self._migrate(member_id)
+        return None if raw is None else self._decode(member_id, json.loads(raw))
 
     def find_by_domain(self, domain: str) -> Installation | None:
         member_id = self._redis.get(keys.domain(domain))
@@ -256,80 +285,131 @@ class RedisInstallationStore:
         return record if record is not None and record.domain == domain.lower() else None
 
     def activate(self, installation: Installation) -> Installation:
-        key = keys.portal(installation.member_id)
         previous = self.get(installation.member_id)
         now = _now()
         record = replace(installation, domain=installation.domain.lower(), state=PortalState.ACTIVE, updated_at=now,
                          installed_at=previous.installed_at if previous else (installation.installed_at or now))
-        mapping = {name: _plain(getattr(record, name)) for name in _PLAIN}
-        mapping["tokens"] = self._encrypt_tokens(record.access_token, record.refresh_token)
-        mapping["rt"] = refresh_digest(record.refresh_token)
-        mapping["app_token"] = self._cipher.encrypt(record.application_token) if record.application_token else ""
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.delete(key)
-        pipe.hset(key, mapping={k: v for k, v in mapping.items() if v != ""})
-        pipe.execute()
-        self._redis.zadd(keys.PORTALS, {installation.member_id: record.installed_at})
+        self._redis.set(keys.portal(record.member_id), self._encode(record))
         self._reindex(previous, record)
         return record
 
     def update(self, member_id: str, **changes: Any) -> bool:
         _check_changes(changes)
         previous = self.get(member_id) if "domain" in changes else None
-        args: list[str] = []
-        for name, value in changes.items():
-            if name == "application_token":
-                args += ["app_token", self._cipher.encrypt(value) if value else ""]
-            elif name == "domain":
-                args += [name, str(value).lower()]
-            else:
-                args += [name, _plain(value)]
-        done = self._set_existing(member_id, args)
+        if "domain" in changes:
+            changes["domain"] = str(changes["domain"]).lower()
+        done = self._set(member_id, {**self._fields(changes), "u": _now()})
         if done and previous is not None:
-            self._reindex(previous, replace(previous, domain=str(changes["domain"]).lower()))
+            self._reindex(previous, replace(previous, domain=changes["domain"]))
         return done
 
     def swap_tokens(self, member_id: str, old_refresh_token: str, access_token: str, refresh_token: str,
                     expires_at: float, **changes: Any) -> bool:
         _check_changes(changes)
-        extra: list[str] = ["expires_at", _plain(expires_at), "token_issued_at", _plain(_now()),
-                            "updated_at", _plain(_now())]
-        for name, value in changes.items():
-            extra += [name, _plain(value)]
+        now = _now()
+        fields = {**self._fields({**changes, "expires_at": expires_at}), "t": now, "u": now}
         return bool(self._swap(keys=[keys.portal(member_id)],
-                               args=[refresh_digest(old_refresh_token),
-                                     self._encrypt_tokens(access_token, refresh_token),
-                                     refresh_digest(refresh_token), *extra]))
+                               args=[refresh_digest(old_refresh_token), self._seal_tokens(access_token, refresh_token),
+                                     refresh_digest(refresh_token), json.dumps(fields, separators=(",", ":"))]))
 
     def needs_reauth(self, member_id: str, reason: str) -> bool:
-        return self._set_existing(member_id, ["state", PortalState.NEEDS_REAUTH.value, "last_error", reason])
+        return self._set(member_id, {"s": PortalState.NEEDS_REAUTH.value, "l": reason, "u": _now()})
 
     def uninstall(self, member_id: str, reason: str) -> bool:
-        return bool(self._clear(keys=[keys.portal(member_id)],
-                                args=["state", PortalState.UNINSTALLED.value, "last_error", reason,
-                                      "expires_at", "0", "updated_at", _plain(_now())]))
+        return self._set(member_id, {"s": PortalState.UNINSTALLED.value, "l": reason, "x": 0, "u": _now(),
+                                     _TOKENS: None, _DIGEST: None, _APP_TOKEN: None})
 
     def delete(self, member_id: str) -> None:
         record = self.get(member_id)
         self._redis.delete(keys.portal(member_id))
-        self._redis.zrem(keys.PORTALS, member_id)
         if record is not None and self._points_here(record):
             self._redis.delete(keys.domain(record.domain))
 
     def member_ids(self) -> list[str]:
-        return [text(m) for m in self._redis.zrange(keys.PORTALS, 0, -1)]
+        """Every portal, found by SCAN over every primary (a cluster's too): for operators, not for requests."""
+        return sorted({keys.member_of(text(key)) for key in self._redis.scan_iter(match=keys.PORTAL_PATTERN,
+                                                                                  count=1000)})
 
     def iter_all(self) -> Iterator[Installation]:
-        for member_id in self.member_ids():
-            record = self.get(member_id)
-            if record is not None:
-                yield record
+        records = [record for record in map(self.get, self.member_ids()) if record is not None]
+        yield from sorted(records, key=lambda record: (record.installed_at, record.member_id))
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _set_existing(self, member_id: str, args: list[str]) -> bool:
-        return bool(self._update_existing(keys=[keys.portal(member_id)],
-                                          args=[*args, "updated_at", _plain(_now())]))
+    def _set(self, member_id: str, fields: dict[str, Any]) -> bool:
+        return bool(self._change(keys=[keys.portal(member_id)], args=[json.dumps(fields, separators=(",", ":"))]))
+
+    def _fields(self, changes: dict[str, Any]) -> dict[str, Any]:
+        fields: dict[str, Any] = {}
+        for name, value in changes.items():
+            if name == "application_token":
+                fields[_APP_TOKEN] = self._seal_app_token(value) if value else None
+            else:
+                fields[FIELD_NAMES[name]] = _compact(value)
+        return fields
+
+    def _encode(self, record: Installation) -> str:
+        data = {short: _compact(getattr(record, name)) for name, short in FIELD_NAMES.items()}
+        if record.access_token or record.refresh_token:
+            data[_TOKENS] = self._seal_tokens(record.access_token, record.refresh_token)
+            data[_DIGEST] = refresh_digest(record.refresh_token)
+        if record.application_token:
+            data[_APP_TOKEN] = self._seal_app_token(record.application_token)
+        return json.dumps({k: v for k, v in data.items() if v not in ("", None)}, separators=(",", ":"))
+
+    def _decode(self, member_id: str, data: dict[str, Any]) -> Installation:
+        access = refresh = application_token = None
+        if data.get(_TOKENS):
+            access, refresh = _unpack_tokens(self._open(member_id, _TOKENS, data[_TOKENS]))
+        if data.get(_APP_TOKEN):
+            application_token = _unpack_text(self._open(member_id, _APP_TOKEN, data[_APP_TOKEN]))
+        values: dict[str, Any] = {}
+        for name, short in FIELD_NAMES.items():
+            raw = data.get(short)
+            kind = _FIELD_TYPES[name]
+            if kind == "float":
+                values[name] = float(raw or 0)
+            elif kind == "int":
+                values[name] = int(raw or 0)
+            elif kind == "int | None":
+                values[name] = int(raw) if raw not in (None, "") else None
+            elif kind == "PortalState":
+                values[name] = PortalState(raw or PortalState.NEW)
+            else:
+                values[name] = "" if raw is None else str(raw)
+        return Installation(member_id=member_id, access_token=access, refresh_token=refresh,
+                            application_token=application_token, **values)
+
+    def _seal_tokens(self, access_token: str | None, refresh_token: str | None) -> str:
+        return self._cipher.encrypt_bytes(_pack_tokens(access_token or "", refresh_token or ""))
+
+    def _seal_app_token(self, application_token: str) -> str:
+        return self._cipher.encrypt_bytes(_pack_text(application_token))
+
+    def _open(self, member_id: str, field_name: str, ciphertext: str) -> bytes:
+        """Decrypt a field; one written under an older key is rewritten, unless someone changed it meanwhile."""
+        plaintext, current = self._cipher.open_bytes(ciphertext)
+        if not current:
+            self._rewrap(keys=[keys.portal(member_id)],
+                         args=[field_name, ciphertext, self._cipher.encrypt_bytes(plaintext)])
+        return plaintext
+
+    def _migrate(self, member_id: str) -> Installation | None:
+        """A record of the earlier layout (a hash of plain and encrypted fields): read it, store it anew."""
+        raw = {text(k): text(v) for k, v in self._redis.hgetall(keys.portal(member_id)).items()}
+        if not raw:
+            return None
+        access = refresh = None
+        if raw.get("tokens"):
+            pair = json.loads(self._cipher.decrypt(raw["tokens"]))
+            access, refresh = pair.get("a"), pair.get("r")
+        legacy = {FIELD_NAMES[name]: raw[name] for name in FIELD_NAMES if raw.get(name)}
+        legacy.setdefault("p", raw.get("status", ""))
+        record = replace(self._decode(member_id, legacy), access_token=access, refresh_token=refresh,
+                         application_token=self._cipher.decrypt(raw["app_token"]) if raw.get("app_token") else None)
+        self._redis.delete(keys.portal(member_id))
+        self._redis.set(keys.portal(member_id), self._encode(record))
+        return record
 
     def _points_here(self, record: Installation) -> bool:
         current = self._redis.get(keys.domain(record.domain))
@@ -340,47 +420,43 @@ class RedisInstallationStore:
             self._redis.delete(keys.domain(previous.domain))
         self._redis.set(keys.domain(record.domain), record.member_id)
 
-    def _encrypt_tokens(self, access_token: str | None, refresh_token: str | None) -> str:
-        if not access_token and not refresh_token:
-            return ""
-        return self._cipher.encrypt(json.dumps({"a": access_token, "r": refresh_token}, separators=(",", ":")))
 
-    def _decode(self, member_id: str, data: dict[str, str]) -> Installation:
-        access = refresh = None
-        if data.get("tokens"):
-            pair = json.loads(self._open(member_id, "tokens", data["tokens"]))
-            access, refresh = pair.get("a"), pair.get("r")
-        application_token = self._open(member_id, "app_token", data["app_token"]) if data.get("app_token") else None
-        values: dict[str, Any] = {}
-        for name in _PLAIN:
-            raw = data.get(name, "")
-            kind = _FIELD_TYPES[name]
-            if kind == "float":
-                values[name] = float(raw or 0)
-            elif kind == "int":
-                values[name] = int(raw or 0)
-            elif kind == "int | None":
-                values[name] = int(raw) if raw else None
-            elif kind == "PortalState":
-                values[name] = PortalState(raw or PortalState.NEW)
-            else:
-                values[name] = raw
-        return Installation(member_id=member_id, access_token=access, refresh_token=refresh,
-                            application_token=application_token, **values)
-
-    def _open(self, member_id: str, name: str, ciphertext: str) -> str:
-        """Decrypt a field; one written under an older key is rewritten, unless someone changed it meanwhile."""
-        plaintext, current = self._cipher.open(ciphertext)
-        if not current:
-            self._rewrap(keys=[keys.portal(member_id)], args=[name, ciphertext, self._cipher.encrypt(plaintext)])
-        return plaintext
-
-
-def _plain(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "1" if value else "0"
+def _compact(value: Any) -> Any:
+    """Numbers as numbers (whole seconds stay whole), states as their value, None as absent."""
     if isinstance(value, PortalState):
         return value.value
-    return str(value)
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else round(value, 3)
+    return value
+
+
+# Tokens are sealed compactly: Bitrix24's are lowercase hex, packed as bytes (half the size, so a smaller
+# ciphertext); anything else is kept as UTF-8 text. The first byte says which.
+_HEX = frozenset("0123456789abcdef")
+
+
+def _is_hex(token: str) -> bool:
+    return bool(token) and len(token) % 2 == 0 and len(token) <= 510 and _HEX.issuperset(token)
+
+
+def _pack_tokens(access: str, refresh: str) -> bytes:
+    if _is_hex(access) and _is_hex(refresh):
+        first = bytes.fromhex(access)
+        return b"\x01" + bytes([len(first)]) + first + bytes.fromhex(refresh)
+    return b"\x00" + json.dumps([access, refresh], separators=(",", ":")).encode()
+
+
+def _unpack_tokens(packed: bytes) -> tuple[str, str]:
+    if packed[:1] == b"\x01":
+        length = packed[1]
+        return packed[2:2 + length].hex(), packed[2 + length:].hex()
+    access, refresh = json.loads(packed[1:])
+    return str(access), str(refresh)
+
+
+def _pack_text(token: str) -> bytes:
+    return b"\x01" + bytes.fromhex(token) if _is_hex(token) else b"\x00" + token.encode()
+
+
+def _unpack_text(packed: bytes) -> str:
+    return packed[1:].hex() if packed[:1] == b"\x01" else packed[1:].decode()

@@ -1,13 +1,12 @@
 """Every Redis key the app writes, defined once (docs/DESIGN.md §6).
 
 A portal's keys carry its member_id in braces, a Redis Cluster hash tag, so all of them share one slot:
-every Lua script and transaction touches the keys of one portal only. The two global keys (the portal
-list and the domain index) are only ever used in single-key commands.
+every Lua script and transaction touches the keys of one portal only. The domain index keys are only ever
+used in single-key commands; the list of portals is a SCAN for PORTAL_PATTERN over every primary.
 
 | key | type | holds |
 |---|---|---|
-| `b24:portal:{M}` | hash | the portal's record (storage/installations.py) |
-| `b24:portals` | sorted set | every member_id, by install time |
+| `b24:portal:{M}` | string | the portal's record, compact JSON (storage/installations.py) |
 | `b24:domain:DOMAIN` | string | member_id of the portal at that address (a lookup aid) |
 | `b24:lock:{M}` | string | the refresh single-flight lock (bitrix/tokens.py) |
 | `b24:rate:{M}` | string | the request bucket's theoretical arrival time (bitrix/limiter.py) |
@@ -23,7 +22,7 @@ list and the domain index) are only ever used in single-key commands.
 """
 from __future__ import annotations
 
-PORTALS = "b24:portals"
+PORTAL_PATTERN = "b24:portal:{*}"
 
 
 def _tag(member_id: str) -> str:
@@ -32,6 +31,11 @@ def _tag(member_id: str) -> str:
 
 def portal(member_id: str) -> str:
     return f"b24:portal:{_tag(member_id)}"
+
+
+def member_of(portal_key: str) -> str:
+    """`b24:portal:{M}` → M."""
+    return portal_key.removeprefix("b24:portal:{").removesuffix("}")
 
 
 def domain(name: str) -> str:

@@ -20,7 +20,7 @@ def test_every_benchmark_runs_at_a_tiny_size(tmp_path: Path, redis_client) -> No
     assert (tmp_path / "summary.txt").read_text().count("\n") > 6
 
     assert results["memory"]["bytes_per_portal"] > 0
-    assert results["memory"]["record_hash_bytes_avg"] > 0
+    assert results["memory"]["record_bytes_avg"] > 0
 
     (overhead,) = results["overhead"]["runs"]
     assert overhead["app"]["n"] == overhead["direct"]["n"] == run_all.SMOKE["overhead"]["pairs"]
@@ -48,3 +48,10 @@ def test_every_benchmark_runs_at_a_tiny_size(tmp_path: Path, redis_client) -> No
         assert isolation[load]["reads"]["errors"] == 0, (load, isolation[load])
         assert isolation[load]["flood"]["answers"] > 0
     assert set(isolation["budget"]["flood"]["statuses"]) <= {"404", "503"}
+
+    on_cluster = results["cluster"]
+    (cluster_storm,) = on_cluster["storm"]["cluster"]["runs"]
+    assert cluster_storm["failed_requests"] == 0 and cluster_storm["portals_lost"] == 0
+    assert cluster_storm["portals_with_exactly_one_refresh"] == run_all.SMOKE["cluster"]["storm_sizes"]["portals"]
+    assert on_cluster["reads"]["cluster"]["runs"][0]["non_2xx"] == 0
+    assert on_cluster["storm"]["seconds_ratio"] > 0 and on_cluster["reads"]["throughput_ratio"] > 0

@@ -4,6 +4,7 @@ Run against the in-memory reference implementation and the Redis store (real Red
 """
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 
@@ -20,6 +21,7 @@ from b24app.storage.installations import (
     PortalState,
     RedisInstallationStore,
 )
+from tests.integration.helpers import redis_dump
 
 KEY = Fernet.generate_key().decode()
 
@@ -164,8 +166,8 @@ def test_redis_holds_no_token_in_clear(redis_client: redis.Redis) -> None:
     store = RedisInstallationStore(redis_client, TokenCipher([KEY]))
     store.activate(sample())
     store.swap_tokens("m1", "refresh-1", "access-2", "refresh-2", 5.0)
-    dump = b"".join(k + b"".join(redis_client.hgetall(k).keys()) + b"".join(redis_client.hgetall(k).values())
-                    if redis_client.type(k) == b"hash" else k for k in redis_client.keys("*"))
+    dump = redis_dump(redis_client)
+    assert b"b24:portal:{m1}" in dump and b"portal.example.com" in dump
     for secret in (b"access-1", b"refresh-1", b"access-2", b"refresh-2", b"apptoken-1"):
         assert secret not in dump
 
@@ -173,13 +175,58 @@ def test_redis_holds_no_token_in_clear(redis_client: redis.Redis) -> None:
 def test_key_rotation_reads_old_records_and_rewrites_them(redis_client: redis.Redis) -> None:
     old_key, new_key = KEY, Fernet.generate_key().decode()
     RedisInstallationStore(redis_client, TokenCipher([old_key])).activate(sample())
-    before = redis_client.hget(keys.portal("m1"), "tokens")
+    before = _stored(redis_client)
     rotated = RedisInstallationStore(redis_client, TokenCipher([new_key, old_key]))
     assert rotated.get("m1").access_token == "access-1"
-    after = redis_client.hget(keys.portal("m1"), "tokens")
-    assert after != before
-    Fernet(new_key).decrypt(after)  # rewritten under the new key
+    after = _stored(redis_client)
+    assert after["k"] != before["k"] and after["n"] != before["n"]
+    Fernet(new_key).decrypt(after["k"].encode())  # rewritten under the new key
     assert RedisInstallationStore(redis_client, TokenCipher([new_key])).get("m1").application_token == "apptoken-1"
+
+
+def _stored(client: redis.Redis, member_id: str = "m1") -> dict:
+    return json.loads(client.get(keys.portal(member_id)))
+
+
+@pytest.mark.parametrize(("access", "refresh", "app_token"), [
+    ("a" * 70, "0123456789" * 7, "f" * 32),                   # Bitrix24's shape: lowercase hex
+    ("access-1", "refresh-1", "apptoken-1"),                  # anything else, kept as text
+    ("ABCDEF", "abcdef", "ÄÖÜ-токен"), ("0" * 510, "1" * 2, "ab"),
+])
+def test_tokens_of_any_shape_round_trip(redis_client: redis.Redis, access: str, refresh: str, app_token: str) -> None:
+    store = RedisInstallationStore(redis_client, TokenCipher([KEY]))
+    store.activate(sample(access_token=access, refresh_token=refresh, application_token=app_token))
+    record = store.get("m1")
+    assert (record.access_token, record.refresh_token, record.application_token) == (access, refresh, app_token)
+    assert store.swap_tokens("m1", refresh, refresh, access, 2_100_000_000.0)
+    assert (store.get("m1").access_token, store.get("m1").refresh_token) == (refresh, access)
+
+
+def test_a_record_is_compact_and_shows_no_token(redis_client: redis.Redis) -> None:
+    hexed = sample(access_token="a1" * 35, refresh_token="b2" * 35, application_token="c3" * 16)
+    RedisInstallationStore(redis_client, TokenCipher([KEY])).activate(hexed)
+    raw = redis_client.get(keys.portal("m1"))
+    assert len(raw) < 640, len(raw)
+    assert redis_client.type(keys.portal("m1")) == b"string"
+    for secret in ("a1" * 35, "b2" * 35, "c3" * 16):
+        assert secret.encode() not in raw
+
+
+def test_a_record_of_the_earlier_layout_is_read_and_stored_anew(redis_client: redis.Redis) -> None:
+    cipher = TokenCipher([KEY])
+    redis_client.hset(keys.portal("m1"), mapping={
+        "domain": "old.example.com", "client_endpoint": "https://old.example.com/rest/", "state": "active",
+        "status": "P", "app_version": "3", "owner_user_id": "7", "expires_at": "2000000000.0",
+        "installed_at": "1700000000.5", "tokens": cipher.encrypt(json.dumps({"a": "access-1", "r": "refresh-1"})),
+        "rt": "x", "app_token": cipher.encrypt("apptoken-1")})
+    store = RedisInstallationStore(redis_client, cipher)
+    record = store.get("m1")
+    assert (record.domain, record.plan, record.app_version, record.owner_user_id, record.installed_at) == (
+        "old.example.com", "P", 3, 7, 1_700_000_000.5)
+    assert (record.access_token, record.refresh_token, record.application_token) == ("access-1", "refresh-1",
+                                                                                     "apptoken-1")
+    assert redis_client.type(keys.portal("m1")) == b"string"
+    assert store.swap_tokens("m1", "refresh-1", "access-2", "refresh-2", 2_100_000_000.0), "a live chain again"
 
 
 def test_redis_keys_share_a_cluster_slot_per_portal() -> None:
