@@ -22,13 +22,13 @@ from urllib.parse import urlencode
 
 import redis
 
-from ..bitrix.oauth import OAuthClient, OAuthError, OAuthUnavailable
-from ..errors import Forbidden, IncompleteFrame, ReauthLinkInvalid, Unverified, VerifierUnavailable
+from ..bitrix.oauth import OAuthClient
+from ..errors import Forbidden, IncompleteFrame, ReauthLinkInvalid, Unverified
 from ..storage import keys
 from ..storage.connection import text
 from ..storage.installations import Installation, InstallationStore
 from .frames import portal_origin
-from .verification import Verifier
+from .verification import Verifier, asking_the_oauth_server
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +71,8 @@ class Reauthorization:
         record = self._store.get(member_id)
         if record is None or not self._redis.delete(keys.oauth_state(member_id, state)):
             raise Unverified("this authorization was not started here, took too long, or was already used")
-        try:
+        with asking_the_oauth_server("the authorization code was refused"):
             tokens = self._oauth.exchange_code(code)
-        except OAuthUnavailable:
-            raise VerifierUnavailable("the Bitrix24 authorization server is unreachable; try again") from None
-        except OAuthError as exc:
-            raise Unverified(f"the authorization code was refused ({exc.code})") from None
         if tokens.member_id != member_id:
             raise Unverified("the authorization belongs to another portal")
         if not self._verifier.admin(member_id, tokens.client_endpoint, tokens.access_token):

@@ -8,7 +8,8 @@ never the one the request claims.
 from __future__ import annotations
 
 import hmac
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -59,12 +60,8 @@ class Verifier:
 
     def token(self, access_token: str, member_id: str, domain: str) -> AppInfo:
         """app.info for `access_token`, checked to belong to this app and to the claimed portal."""
-        try:
+        with asking_the_oauth_server("the portal's token was refused"):
             info = self._oauth.app_info(access_token)
-        except OAuthUnavailable:
-            raise VerifierUnavailable("the Bitrix24 authorization server is unreachable; try again shortly") from None
-        except OAuthError as exc:
-            raise Unverified(f"the portal's token was refused ({exc.code})") from None
         self.identity(info, member_id, domain)
         return info
 
@@ -105,6 +102,17 @@ class Verifier:
             raise Forbidden(f"the portal refused {method} ({exc.code})") from None
         except B24Error as exc:
             raise Unverified(f"the portal refused {method} ({exc.code})") from None
+
+
+@contextmanager
+def asking_the_oauth_server(refused: str) -> Iterator[None]:
+    """The OAuth server's answers in the verifier's words: unreachable or busy → 503, refused → 401."""
+    try:
+        yield
+    except OAuthUnavailable:
+        raise VerifierUnavailable("the Bitrix24 authorization server is unreachable; try again shortly") from None
+    except OAuthError as exc:
+        raise Unverified(f"{refused} ({exc.code})") from None
 
 
 def truthy(value: object) -> bool:

@@ -222,40 +222,34 @@ FIELD_NAMES = {"domain": "d", "client_endpoint": "e", "state": "s", "plan": "p",
                "owner_user_id": "o", "expires_at": "x", "installed_at": "i", "updated_at": "u",
                "token_issued_at": "t", "last_error": "l"}
 
-# ARGV: old digest, tokens, new digest, then name/value pairs as JSON. The refreshed pair is a live chain.
-_SWAP = f"""
+_LOAD = """
 local raw = redis.call('GET', KEYS[1])
 if not raw then return 0 end
 local rec = cjson.decode(raw)
+"""
+_STORE = """
+redis.call('SET', KEYS[1], cjson.encode(rec))
+return 1
+"""
+# ARGV: old digest, tokens, new digest, then name/value pairs as JSON. The refreshed pair is a live chain.
+_SWAP = _LOAD + f"""
 if rec['{_DIGEST}'] ~= ARGV[1] then return 0 end
 rec['{_TOKENS}'] = ARGV[2]
 rec['{_DIGEST}'] = ARGV[3]
 rec['s'] = '{PortalState.ACTIVE.value}'
 for name, value in pairs(cjson.decode(ARGV[4])) do rec[name] = value end
-redis.call('SET', KEYS[1], cjson.encode(rec))
-return 1
-"""
+""" + _STORE
 # ARGV: the changes as JSON (a JSON null removes a field).
-_CHANGE = """
-local raw = redis.call('GET', KEYS[1])
-if not raw then return 0 end
-local rec = cjson.decode(raw)
+_CHANGE = _LOAD + """
 for name, value in pairs(cjson.decode(ARGV[1])) do
   if value == cjson.null then rec[name] = nil else rec[name] = value end
 end
-redis.call('SET', KEYS[1], cjson.encode(rec))
-return 1
-"""
+""" + _STORE
 # ARGV: field, the ciphertext read, its rewrite under the primary key (unless someone changed it meanwhile).
-_REWRAP = """
-local raw = redis.call('GET', KEYS[1])
-if not raw then return 0 end
-local rec = cjson.decode(raw)
+_REWRAP = _LOAD + """
 if rec[ARGV[1]] ~= ARGV[2] then return 0 end
 rec[ARGV[1]] = ARGV[3]
-redis.call('SET', KEYS[1], cjson.encode(rec))
-return 1
-"""
+""" + _STORE
 
 
 class RedisInstallationStore:

@@ -11,19 +11,9 @@ import redis
 
 from b24app.bitrix.limiter import OperatingBudget, RateLimiter, RateLimitTimeout
 from b24app.storage import keys
-from tests.conftest import Backend
 
 TOL = 0.05  # seconds of real time that pass between a test's Redis calls
 
-
-@pytest.fixture
-def redis_url(backend: Backend) -> str:
-    return backend.url
-
-
-@pytest.fixture
-def redis_client(backend: Backend) -> redis.Redis:
-    return backend.client
 
 
 class FakeSleep:

@@ -29,15 +29,6 @@ BODY = {"badge": {"code": "missedCall", "title": {"en": "Call status", "ru": "С
                   "type": "failure"}}
 
 
-@pytest.fixture
-def redis_url(backend: Backend) -> str:
-    return backend.url
-
-
-@pytest.fixture
-def redis_client(backend: Backend) -> redis.Redis:
-    return backend.client
-
 
 @pytest.fixture
 def store(redis_client: redis.Redis) -> IdempotencyStore:
