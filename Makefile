@@ -4,8 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 JSSDK := static/vendor/b24jssdk.min.js
+PEERS_VENV := .peers-venv
+PEERS_STAMP := $(PEERS_VENV)/.installed
 
-.PHONY: run test unit lint setup bench clean
+.PHONY: run test unit lint setup bench clean peers
 
 run: export B24_ENV ?= development
 run: setup
@@ -39,11 +41,21 @@ $(JSSDK): static/package.json static/package-lock.json
 	cp static/node_modules/@bitrix24/b24jssdk/dist/umd/index.min.js $@
 
 clean:
-	rm -rf $(VENV) static/node_modules static/vendor
+	rm -rf $(VENV) $(PEERS_VENV) static/node_modules static/vendor
 
 # Benchmarks (docs/PERFORMANCE.md): the app under gunicorn against the sandbox on 127.0.0.1.
 # The benchmark owns BENCH_REDIS_URL's database (flushed before and after). Results: bench/results/<time>/.
 BENCH_REDIS_URL ?= redis://127.0.0.1:6379/14
-bench: setup
+bench: setup $(PEERS_STAMP)
 	@command -v wrk >/dev/null || echo "wrk not found (apt-get install wrk): reads use the Python load generator"
 	$(BIN)/python bench/run_all.py --redis-url $(BENCH_REDIS_URL) $(BENCH_ARGS)
+
+# Real clients (docs/SANDBOX.md): fast_bitrix24 and the official b24pysdk, pinned in tests/peers/requirements.txt,
+# in their own venv, drive a fresh sandbox. One PASS/FAIL line per check; fails if any check fails.
+peers: $(STAMP) $(PEERS_STAMP)
+	$(BIN)/python -m tests.peers.run --python $(PEERS_VENV)/bin/python $(PEERS_ARGS)
+
+$(PEERS_STAMP): tests/peers/requirements.txt
+	$(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install --quiet -r tests/peers/requirements.txt
+	touch $@

@@ -23,29 +23,47 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 _metrics_dir = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
 _metrics_dir.mkdir(parents=True, exist_ok=True)
 
-from b24app.config import REPO_ROOT, ConfigError, default_env, load_config  # noqa: E402
-from b24app.devsandbox import app_environ, banner, credentials, free_port  # noqa: E402
+from b24app.config import REPO_ROOT, ConfigError, default_env, load_config, sandbox_environ  # noqa: E402
+from b24app.devsandbox import banner, free_port, sandbox_app  # noqa: E402
 from b24app.observability.logs import gunicorn_logconfig  # noqa: E402
 from b24app.portals.manifest import load_manifest  # noqa: E402
+from b24app.rundir import AlreadyRunning, claim  # noqa: E402
 from b24app.storage.embedded import EmbeddedRedisError, ensure_embedded  # noqa: E402
 
 
-def _fail(message: str) -> None:
-    print(f"configuration error: {message}", file=sys.stderr, flush=True)
+def _fail(message: str, prefix: str = "configuration error: ", status: int = 2) -> None:
+    print(f"{prefix}{message}", file=sys.stderr, flush=True)
     if os.environ.get("_B24_METRICS_DIR_TEMPORARY") == "1":
         shutil.rmtree(_metrics_dir, ignore_errors=True)
-    sys.exit(2)
+    sys.exit(status)
 
 
-_port = int(os.environ.get("PORT") or free_port(8000))
-bind = os.environ.get("GUNICORN_BIND") or f"127.0.0.1:{_port}"
+_data_dir = Path(os.environ.get("B24_DATA_DIR") or REPO_ROOT / "var")
+_redis_given = bool(os.environ.get("REDIS_URL", "").strip())
 _sandbox_mode = not os.environ.get("B24_CLIENT_ID", "").strip() and \
     (os.environ.get("B24_ENV") or default_env()) != "production"
+# The data dir holds the embedded Redis and the sandbox's state: one server at a time (b24app/rundir.py).
+# A configuration reload (HUP) runs this file again in the same master, which already holds it.
+_claim = None
+if (_sandbox_mode or not _redis_given) and os.environ.get("_B24_RUN_CLAIMED") != str(os.getpid()):
+    try:
+        _claim = claim(_data_dir)
+    except AlreadyRunning as exc:
+        _fail(str(exc), prefix="", status=1)
+    os.environ["_B24_RUN_CLAIMED"] = str(os.getpid())
+
+try:
+    _explicit_port = int(os.environ["PORT"]) if os.environ.get("PORT", "").strip() else None
+except ValueError:
+    _fail(f"PORT: not a port number: {os.environ['PORT']!r}")
 _sandbox_oauth_port = 0
 if _sandbox_mode:
-    _sandbox_oauth_port = free_port(_port + 1)
-    os.environ.update(app_environ(*credentials(Path(os.environ.get("B24_DATA_DIR") or REPO_ROOT / "var")),
-                                 app_url=f"http://127.0.0.1:{_port}", oauth_port=_sandbox_oauth_port))
+    _wired = sandbox_app(_data_dir, _explicit_port)
+    _port, _sandbox_oauth_port = _wired.app_port, _wired.oauth_port
+    os.environ.update(sandbox_environ(_data_dir) or {})
+else:
+    _port = _explicit_port or free_port(8000)
+bind = os.environ.get("GUNICORN_BIND") or f"127.0.0.1:{_port}"
 
 try:
     _config = load_config()
@@ -90,15 +108,19 @@ def on_starting(server):
 
 def when_ready(server):
     host, port = server.address[0][:2] if server.address else ("127.0.0.1", "?")
-    print(f"Activity Badges is serving on http://{host}:{port}  (workers: {workers}, "
-          f"redis: {'embedded' if _embedded else 'REDIS_URL'})", flush=True)
+    if _claim is not None:
+        _claim.announce(f"http://{host}:{port}")
+    redis_from = "REDIS_URL" if _redis_given else f"embedded in {_data_dir}"
+    print(f"Activity Badges is serving on http://{host}:{port}  (workers: {workers}, redis: {redis_from})",
+          flush=True)
     if _sandbox_info:
         print(banner(_config.app_url, _sandbox_info["oauth_url"], _sandbox_info["portal_url"]), flush=True)
 
 
 def worker_exit(server, worker):
     """Let queued background work (re-binding after an update) finish before the worker goes."""
-    services = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("b24")
+    holder = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("b24")
+    services = getattr(holder, "built", None)
     if services is not None:
         services.shutdown()
 

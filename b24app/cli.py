@@ -147,6 +147,8 @@ def manifest() -> None:
     for placement in m.placements:
         click.echo(f"  placement {placement.placement:<22} -> {m.url(app_url, placement.handler)}"
                    f"  ({placement.title.get('en', '')})")
+    for robot in m.robots:
+        click.echo(f"  robot     {robot.code:<22} -> {m.url(app_url, robot.handler)}  ({robot.name.get('en', '')})")
 
 
 @click.command("keepalive")
@@ -201,26 +203,31 @@ def call(member_id: str, method: str, params: tuple[str, ...]) -> None:
 
 def _sandbox_command(app_factory: AppFactory) -> click.Command:
     @click.command("sandbox")
-    @click.option("--port", default=5000, show_default=True, help="Port of the app on 127.0.0.1.")
-    @with_appcontext
-    def sandbox(port: int) -> None:
+    @click.option("--port", type=int, default=None,
+                  help="Port of the app on 127.0.0.1 [default: the last run's, else 8000].")
+    def sandbox(port: int | None) -> None:
         """Run the app against a local sandbox portal: no Bitrix24 account, tunnel or internet needed."""
         from werkzeug.serving import run_simple
 
         from . import devsandbox
-        from .config import load_config
+        from .config import load_config, sandbox_environ
+        from .rundir import AlreadyRunning, claim
 
-        data_dir = services().config.data_dir
-        client_id, client_secret = devsandbox.credentials(data_dir)
-        app_url = f"http://127.0.0.1:{port}"
-        oauth_port = devsandbox.free_port(port + 1)
-        server, portal = devsandbox.start(app_url, client_id, client_secret, oauth_port)
+        data_dir = load_config().data_dir
+        try:
+            held = claim(data_dir)
+        except AlreadyRunning as exc:
+            raise click.ClickException(str(exc)) from None
+        wired = devsandbox.sandbox_app(data_dir, port)
+        server, portal = devsandbox.start(wired.app_url, wired.client_id, wired.client_secret, wired.oauth_port,
+                                          devsandbox.state_path(data_dir))
         try:
             environ = {**os.environ, "B24_ENV": "development", "B24_DATA_DIR": str(data_dir),
-                       **devsandbox.app_environ(client_id, client_secret, app_url, oauth_port)}
-            wired = app_factory(load_config(environ))
-            click.echo(devsandbox.banner(app_url, server.oauth_url, portal.base_url))
-            run_simple("127.0.0.1", port, wired, threaded=True, use_reloader=False)
+                       **(sandbox_environ(data_dir) or {})}
+            app = app_factory(load_config(environ))
+            held.announce(wired.app_url)
+            click.echo(devsandbox.banner(wired.app_url, server.oauth_url, portal.base_url))
+            run_simple("127.0.0.1", wired.app_port, app, threaded=True, use_reloader=False)
         finally:
             server.stop()
 

@@ -3,7 +3,9 @@
 Every variable is parsed and validated once, at start-up, into an immutable `Config`. A bad value
 raises `ConfigError` naming the variable; the entry points turn it into one line on stderr and a
 non-zero exit, never a traceback. In development mode, missing secrets are generated once and kept
-in the data directory so that a restart can still decrypt what it stored.
+in the data directory so that a restart can still decrypt what it stored, and without credentials the
+app is wired to the local sandbox portal that `make run` keeps there (SANDBOX_APP), so every command
+of the CLI reaches it with no variable set.
 """
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ DEFAULT_OAUTH_URL = "https://oauth.bitrix.info"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MIN_SECRET_KEY_LENGTH = 32
 SENTINEL_SCHEME = "redis+sentinel"
+SANDBOX_APP = "sandbox-app.json"
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,12 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
     production = env == PRODUCTION
     warnings: list[str] = []
     data_dir = Path(get("B24_DATA_DIR") or REPO_ROOT / "var")
+    sandboxed = None
+    if not production and get("B24_CLIENT_ID") is None and get("B24_CLIENT_SECRET") is None:
+        sandboxed = sandbox_environ(data_dir)
+    if sandboxed is not None:
+        explicit = {name: value for name, value in env_vars.items() if value.strip()}
+        env_vars = {**sandboxed, **explicit}
 
     allow_http = _parse_flag("B24_ALLOW_HTTP", get("B24_ALLOW_HTTP"))
     client_id = get("B24_CLIENT_ID")
@@ -115,12 +124,11 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
             raise ConfigError("B24_TOKEN_KEYS", "required in production (comma-separated Fernet keys)")
     if secret_key is None or token_keys_raw is None:
         dev = _dev_secrets(data_dir)
-        if secret_key is None:
-            secret_key = dev["secret_key"]
-            warnings.append(f"B24_SECRET_KEY is not set: using a generated development key from {data_dir}")
-        if token_keys_raw is None:
-            token_keys_raw = dev["token_key"]
-            warnings.append(f"B24_TOKEN_KEYS is not set: using a generated development key from {data_dir}")
+        for name, missing in (("B24_SECRET_KEY", secret_key is None), ("B24_TOKEN_KEYS", token_keys_raw is None)):
+            if missing and sandboxed is None:  # with the sandbox, generated keys are the plan, not a slip
+                warnings.append(f"{name} is not set: using a generated development key from {data_dir}")
+        secret_key = secret_key or dev["secret_key"]
+        token_keys_raw = token_keys_raw or dev["token_key"]
     if len(secret_key) < MIN_SECRET_KEY_LENGTH:
         raise ConfigError("B24_SECRET_KEY", f"must be at least {MIN_SECRET_KEY_LENGTH} characters")
     token_keys = _parse_token_keys(token_keys_raw)
@@ -226,6 +234,20 @@ def parse_sentinel_url(url: str) -> SentinelTarget:
     password = unquote(userinfo.partition(":")[2]) if userinfo else ""
     return SentinelTarget(tuple(nodes), unquote(segments[0]), int(segments[1]) if len(segments) == 2 else 0,
                           password or None)
+
+
+def sandbox_environ(data_dir: Path) -> dict[str, str] | None:
+    """The variables that wire the app to the local sandbox portal whose app `make run` registered
+    (b24app/devsandbox.py writes SANDBOX_APP), or None when there is none."""
+    try:
+        stored = json.loads((data_dir / SANDBOX_APP).read_text())
+        client_id, client_secret = str(stored["client_id"]), str(stored["client_secret"])
+        app_port, oauth_port = int(stored["app_port"]), int(stored["oauth_port"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return {"B24_CLIENT_ID": client_id, "B24_CLIENT_SECRET": client_secret,
+            "B24_APP_URL": f"http://127.0.0.1:{app_port}", "B24_OAUTH_URL": f"http://127.0.0.1:{oauth_port}",
+            "B24_ALLOW_HTTP": "1"}
 
 
 def _dev_secrets(data_dir: Path) -> dict[str, str]:

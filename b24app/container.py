@@ -1,4 +1,4 @@
-"""The composition root: everything one process holds, built once by the app factory.
+"""The composition root: everything one process holds, built once, at first use, for the app factory.
 
 The web layer and the CLI reach it through `current_app.extensions["b24"]` (web/common.py has the one
 accessor). Nothing here is per portal: a portal's context is always passed explicitly. The portal
@@ -7,7 +7,9 @@ services exist only when the app has its credentials (B24_CLIENT_ID / B24_CLIENT
 """
 from __future__ import annotations
 
+import threading
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import requests
@@ -15,6 +17,7 @@ from redis import Redis
 from requests.adapters import HTTPAdapter
 
 from .badges.deals import DealBadges
+from .badges.robots import RobotRuns
 from .badges.service import Badges
 from .bitrix.bulkhead import Bulkhead
 from .bitrix.client import PortalClients
@@ -23,6 +26,7 @@ from .bitrix.oauth import OAuthClient
 from .bitrix.tokens import TokenManager, redis_locks
 from .bitrix.transport import PortalHTTP, Transport
 from .config import Config
+from .jobs import Jobs
 from .observability import metrics
 from .portals.admins import AdminCheck
 from .portals.authorization import Reauthorization
@@ -33,10 +37,12 @@ from .portals.service import Portals
 from .portals.sessions import SessionSigner
 from .portals.verification import Verifier
 from .storage.badge_cache import BadgeListCache
+from .storage.connection import OUTAGES
 from .storage.crypto import TokenCipher
 from .storage.deal_links import DealLinks
 from .storage.idempotency import IdempotencyStore
 from .storage.installations import RedisInstallationStore
+from .storage.robot_runs import RobotRunLog
 from .storage.user_tokens import UserTokens
 
 
@@ -48,6 +54,7 @@ class PortalServices:
     tokens: TokenManager
     portals: Portals
     admins: AdminCheck
+    users: UserTokens
     events: LifecycleEvents
     binder: Binder
     reauthorization: Reauthorization
@@ -65,12 +72,13 @@ class Services:
     badges: Badges
     deals: DealBadges
     idempotency: IdempotencyStore
+    jobs: Jobs
+    robot_runs: RobotRuns
     portal_services: PortalServices | None
 
     def shutdown(self) -> None:
-        """Let queued background work finish before the process exits."""
-        if self.portal_services is not None:
-            self.portal_services.binder.shutdown()
+        """Let queued background work (bindings, robot runs) finish before the process exits."""
+        self.jobs.shutdown()
 
 
 def oauth_session(pool_size: int = 32) -> requests.Session:
@@ -88,24 +96,47 @@ def oauth_session(pool_size: int = 32) -> requests.Session:
     return session
 
 
-def build_services(config: Config, client: Redis, probe: Redis | None = None) -> Services:
+class ServicesOnDemand:
+    """Builds the services the first time they are asked for: `flask … --help` neither starts the embedded
+    Redis nor logs configuration warnings; serving pays it once, on the first request."""
+
+    def __init__(self, build: Callable[[], Services]) -> None:
+        self._build = build
+        self._lock = threading.Lock()
+        self.built: Services | None = None
+
+    def get(self) -> Services:
+        if self.built is None:
+            with self._lock:
+                if self.built is None:
+                    self.built = self._build()
+        return self.built
+
+
+def build_services(config: Config, client: Redis, probe: Redis | None = None, *,
+                   manifest: Manifest | None = None) -> Services:
     """Everything one process holds; `probe` answers readiness checks (the main client when None)."""
-    manifest = load_manifest()
+    manifest = manifest or load_manifest()
     cipher = TokenCipher(config.token_keys)
     store = RedisInstallationStore(client, cipher)
     transport = PortalHTTP()
     badges = Badges(BadgeListCache(client), prefix=config.badge_prefix)
     bulkhead = Bulkhead()
+    jobs = Jobs(outages=OUTAGES)
+    deals = DealBadges(badges, DealLinks(client), bulkhead=bulkhead)
     portal_services = None
     if config.client_id and config.client_secret:
-        portal_services = _portal_services(config, client, manifest, store, cipher, transport, bulkhead)
+        portal_services = _portal_services(config, client, manifest, store, cipher, transport, bulkhead, jobs,
+                                           badges)
     return Services(config=config, redis=client, probe=probe or client, manifest=manifest, store=store,
-                    transport=transport, badges=badges, deals=DealBadges(badges, DealLinks(client), bulkhead=bulkhead),
-                    idempotency=IdempotencyStore(client), portal_services=portal_services)
+                    transport=transport, badges=badges, deals=deals, idempotency=IdempotencyStore(client), jobs=jobs,
+                    robot_runs=RobotRuns(deals=deals, log_store=RobotRunLog(client), jobs=jobs),
+                    portal_services=portal_services)
 
 
 def _portal_services(config: Config, client: Redis, manifest: Manifest, store: RedisInstallationStore,
-                     cipher: TokenCipher, transport: Transport, bulkhead: Bulkhead) -> PortalServices:
+                     cipher: TokenCipher, transport: Transport, bulkhead: Bulkhead, jobs: Jobs,
+                     badges: Badges) -> PortalServices:
     oauth = OAuthClient(config, oauth_session())
     tokens = TokenManager(store, oauth, redis_locks(client), bulkhead=bulkhead)
     limiter = RateLimiter(client, config.rate_rps, config.rate_burst)
@@ -115,10 +146,12 @@ def _portal_services(config: Config, client: Redis, manifest: Manifest, store: R
     verifier = Verifier(oauth=oauth, http=transport, limiter=limiter, allow_http=config.allow_http,
                         bulkhead=bulkhead)
     sessions = SessionSigner(config.secret_key, audience=oauth.client_id)
-    binder = Binder(clients=clients, manifest=manifest, store=store, app_url=config.app_url or "")
-    admins = AdminCheck(store=store, users=UserTokens(client, cipher), http=transport)
+    binder = Binder(clients=clients, manifest=manifest, store=store, app_url=config.app_url or "", jobs=jobs,
+                    badge_options=badges.options)
+    users = UserTokens(client, cipher)
+    admins = AdminCheck(store=store, users=users, http=transport)
     return PortalServices(
-        clients=clients, tokens=tokens, sessions=sessions, binder=binder, admins=admins,
+        clients=clients, tokens=tokens, sessions=sessions, binder=binder, admins=admins, users=users,
         portals=Portals(store=store, verifier=verifier, sessions=sessions, admins=admins),
         events=LifecycleEvents(store=store, verifier=verifier, binder=binder, redis_client=client),
         reauthorization=Reauthorization(store=store, oauth=oauth, verifier=verifier, redis_client=client,

@@ -11,7 +11,8 @@ module of the app and checks that each exception class it defines sits in this t
     │   └── ManifestError ···················· install.json is unusable (portals/manifest.py)
     ├── StorageError ························· the app's own storage cannot serve
     │   ├── TokenDecryptError ················ no configured key opens a stored token (storage/crypto.py)
-    │   └── EmbeddedRedisError ··············· the embedded Redis did not start (storage/embedded.py)
+    │   ├── EmbeddedRedisError ··············· the embedded Redis did not start (storage/embedded.py)
+    │   └── AlreadyRunning ··················· another server holds the data directory (rundir.py)
     ├── InvalidInput ························· the caller sent something unusable; `fields` names it
     │   ├── BadRequest ······················· not even the shape of a request (no JSON object, bad header)
     │   └── BadgeValidationError ············· a badge breaks the rules (badges/rules.py)
@@ -20,6 +21,7 @@ module of the app and checks that each exception class it defines sits in this t
     │   ├── Forbidden ························ verified, but not allowed (not an admin, not installed yet, …)
     │   ├── NoSession ························ the API call carries no session token
     │   ├── InvalidSession ··················· a UI session or OAuth state is forged, foreign or expired
+    │   │   └── UserTokenExpired ············· the user's own Bitrix24 token behind the session is gone
     │   ├── ReauthLinkInvalid ················ a re-authorization link that is unknown, used or expired
     │   └── VerifierUnavailable ·············· the OAuth server or the portal could not be asked
     ├── PortalUnavailable ···················· the portal cannot be called on (bitrix/tokens.py)
@@ -27,6 +29,7 @@ module of the app and checks that each exception class it defines sits in this t
     │   ├── PortalUninstalled ················ it uninstalled the app
     │   └── PortalNeedsReauth ················ its token chain is dead; an admin must open the app
     ├── RefreshBusy ·························· another process holds the portal's refresh too long
+    ├── JobQueueFull ························· too much background work waits in this process (jobs.py)
     ├── RateLimitTimeout ····················· no rate-limit slot within the caller's wait (bitrix/limiter.py)
     ├── OAuthError ··························· the OAuth server refused (bitrix/oauth.py)
     │   ├── InvalidGrant ····················· the code or refresh token is dead
@@ -116,6 +119,11 @@ class NoSession(Unverified):
 
 class InvalidSession(Unverified):
     code = "INVALID_SESSION"
+
+
+class UserTokenExpired(InvalidSession):
+    """The portal refused the user's own token (a deal badge is set with it); the UI renews the session,
+    which brings a fresh one."""
 
 
 class ReauthLinkInvalid(Unverified):

@@ -19,7 +19,8 @@ from bench.harness import App, Harness
 from tests.support.redis_servers import RedisCluster3
 
 
-def run(h: Harness, main_app: App, *, storm_sizes: dict[str, Any], read_sizes: dict[str, Any]) -> dict[str, Any]:
+def run(h: Harness, main_app: App, floor: App, *, storm_sizes: dict[str, Any],
+        read_sizes: dict[str, Any]) -> dict[str, Any]:
     cluster = RedisCluster3(Path(h.results) / "cluster")
     cluster.start()
     try:
@@ -28,10 +29,10 @@ def run(h: Harness, main_app: App, *, storm_sizes: dict[str, Any], read_sizes: d
                 for name in ("a", "b")]
         single_storm = storm.run(h, main_app, **storm_sizes)
         cluster_storm = storm.run(h, apps, store=store, **storm_sizes)
-        single_reads = reads.run(h, main_app, **read_sizes)
+        single_reads = reads.run(h, main_app, floor, **read_sizes)
         (seeded,) = h.sandbox.call("seed_installed", 1, None)
         h.save_seeded([seeded], store)
-        cluster_reads = reads.run(h, apps[0], portal=seeded, **read_sizes)
+        cluster_reads = reads.run(h, apps[0], floor, portal=seeded, **read_sizes)
         for app in apps:
             app.stop()
     finally:

@@ -40,6 +40,7 @@ from b24app.storage.installations import Installation, RedisInstallationStore  #
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/14"
 RESULTS = ROOT / "bench" / "results"
+FLOOR_PATH = "/floor"
 
 
 def free_port() -> int:
@@ -62,6 +63,13 @@ def describe(samples_s: Sequence[float]) -> dict[str, float]:
     return {"n": len(samples_s), "median_ms": round(statistics.median(samples_s) * 1e3, 3),
             "p90_ms": round(percentile(samples_s, 90) * 1e3, 3), "p99_ms": round(percentile(samples_s, 99) * 1e3, 3),
             "max_ms": round(max(samples_s) * 1e3, 3)}
+
+
+def spread(values: Sequence[float]) -> str:
+    """Per-run figures as `median (min–max, n runs)`."""
+    if not values:
+        return "-"
+    return f"{statistics.median(values):g} ({min(values):g}–{max(values):g}, {len(values)} runs)"
 
 
 def machine() -> dict[str, Any]:
@@ -158,15 +166,18 @@ class Harness:
                 "REDIS_URL": self.redis_url, **overrides}
 
     def start_app(self, name: str, *, workers: int = 2, threads: int = 8, port: int | None = None,
-                  **env: str) -> App:
-        """gunicorn -c gunicorn.conf.py app:app with `workers` workers; waits until /readyz answers."""
+                  wsgi: str = "app:app", ready_path: str = "/readyz", **env: str) -> App:
+        """gunicorn -c gunicorn.conf.py app:app with `workers` workers; waits until /readyz answers.
+
+        `wsgi` serves another WSGI callable under the very same gunicorn configuration and environment
+        (`start_floor`)."""
         port = port or free_port()
         url = f"http://127.0.0.1:{port}"
         full = self.environ(**{"B24_APP_URL": f"http://127.0.0.1:{self.app_port}", "PORT": str(port),
                                "WEB_CONCURRENCY": str(workers), "GUNICORN_THREADS": str(threads), **env})
         log_path = self.results / f"gunicorn-{name}.log"
         with log_path.open("w") as log:
-            process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:app"],
+            process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", wsgi],
                                        cwd=ROOT, env=full, stdout=log, stderr=subprocess.STDOUT)
         app = App(url, process, log_path, workers)
         self.apps.append(app)
@@ -175,13 +186,19 @@ class Harness:
             if process.poll() is not None:
                 raise RuntimeError(f"gunicorn {name} exited: {log_path.read_text()[-2000:]}")
             try:
-                if requests.get(f"{url}/readyz", timeout=1).ok:
+                if requests.get(f"{url}{ready_path}", timeout=1).ok:
                     return app
             except requests.RequestException:
                 pass
             if time.monotonic() > deadline:
                 raise RuntimeError(f"gunicorn {name} did not become ready")
             time.sleep(0.1)
+
+    def start_floor(self, name: str = "floor", *, workers: int = 2, threads: int = 8, **env: str) -> App:
+        """The hello-world floor (bench/floor_app.py): `gunicorn -c gunicorn.conf.py bench.floor_app:app`
+        with the environment an app deployment of these settings gets; its route is `FLOOR_PATH`."""
+        return self.start_app(name, workers=workers, threads=threads, wsgi="bench.floor_app:app",
+                              ready_path=FLOOR_PATH, **env)
 
     def session_token(self, member_id: str, domain: str, *, user_id: int = 1, is_admin: bool = True) -> str:
         """A UI session token exactly as the app mints it after verifying a frame (same key and audience)."""

@@ -17,14 +17,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import cluster, isolation, memory, overhead, ratelimit, reads, storm
-from bench.harness import DEFAULT_REDIS_URL, RESULTS, harness, machine
+from bench import cluster, import_bench, isolation, memory, overhead, ratelimit, reads, storm
+from bench.harness import DEFAULT_REDIS_URL, RESULTS, App, harness, machine
 
 FULL: dict[str, dict[str, Any]] = {
     "memory": {"portals": 100_000, "sample": 1000},
     "overhead": {"pairs": 1000, "runs": 3},
     "reads": {"seconds": 10, "runs": 3},
     "ratelimit": {"badges": 500, "processes": 4, "naive_cap": 300.0, "naive_parallel_cap": 120.0},
+    "import": {"chunks": 10, "chunk": 500, "runs": 2},
     "storm": {"portals": 1000, "processes": 4, "threads": 8, "runs": 2},
     "profile": {"requests_count": 500},
     "isolation": {"seconds": 10, "flood": 150, "garbage": 20},
@@ -36,13 +37,14 @@ SMOKE: dict[str, dict[str, Any]] = {
     "overhead": {"pairs": 5, "runs": 1, "warmup": 2},
     "reads": {"seconds": 1, "runs": 1, "connections": 4, "badges": 2},
     "ratelimit": {"badges": 8, "processes": 2, "naive_cap": 30.0, "naive_parallel_cap": 30.0},
+    "import": {"chunks": 2, "chunk": 30, "runs": 1},
     "storm": {"portals": 12, "processes": 4, "threads": 2, "runs": 1},
     "profile": {"requests_count": 5},
     "isolation": {"seconds": 1, "flood": 6, "garbage": 3, "slow": False},
     "cluster": {"storm_sizes": {"portals": 12, "processes": 4, "threads": 2},
                 "read_sizes": {"seconds": 1, "runs": 1, "connections": 4, "badges": 2}},
 }
-ORDER = ("memory", "overhead", "profile", "reads", "ratelimit", "storm", "isolation", "cluster")
+ORDER = ("memory", "overhead", "profile", "reads", "ratelimit", "import", "storm", "isolation", "cluster")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,13 +61,21 @@ def main(argv: list[str] | None = None) -> int:
     everything: dict[str, Any] = {"machine": machine(), "smoke": args.smoke}
     with harness(args.redis_url, results_dir) as h:
         main_app = h.start_app("main", port=h.app_port, workers=2, threads=8, B24_RATE="1000/100000")
+        floor = h.start_floor("floor", workers=2, threads=8, B24_RATE="1000/100000")
+        limited: list[App] = []
+
+        def limited_app() -> App:
+            """The deployment with the default portal budget (B24_RATE 2/50), started once when needed."""
+            if not limited:
+                limited.append(h.start_app("limited", workers=2, threads=8, B24_RATE="2/50"))
+            return limited[0]
         for name in chosen:
             started = time.perf_counter()
             if name == "memory":
                 result = memory.run(h, **sizes[name])
                 lines += memory.summary(result)
             elif name == "overhead":
-                result = overhead.run(h, main_app, **sizes[name])
+                result = overhead.run(h, main_app, floor, **sizes[name])
                 lines += overhead.summary(result)
             elif name == "profile":
                 from bench import profile_hot_path
@@ -74,12 +84,14 @@ def main(argv: list[str] | None = None) -> int:
                 lines.append(f"profile: in-process badge add {result['in_process_badge_add']}; "
                              f"see {result['profile_text']}")
             elif name == "reads":
-                result = reads.run(h, main_app, **sizes[name])
+                result = reads.run(h, main_app, floor, **sizes[name])
                 lines += reads.summary(result)
             elif name == "ratelimit":
-                limited = h.start_app("limited", workers=2, threads=8, B24_RATE="2/50")
-                result = ratelimit.run(h, limited, **sizes[name])
+                result = ratelimit.run(h, limited_app(), **sizes[name])
                 lines += ratelimit.summary(result)
+            elif name == "import":
+                result = import_bench.run(h, limited_app(), **sizes[name])
+                lines += import_bench.summary(result)
             elif name == "storm":
                 result = storm.run(h, main_app, **sizes[name])
                 lines += storm.summary(result)
@@ -87,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
                 result = isolation.run(h, **sizes[name])
                 lines += isolation.summary(result)
             else:
-                result = cluster.run(h, main_app, **sizes[name])
+                result = cluster.run(h, main_app, floor, **sizes[name])
                 lines += cluster.summary(result)
             result["wall_seconds"] = round(time.perf_counter() - started, 1)
             everything[name] = result

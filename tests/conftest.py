@@ -20,6 +20,19 @@ from tests.support import chromium
 TEST_REDIS_URL = os.environ.get("B24_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Every tier but tests/unit needs the test Redis: without it, one line says so instead of hundreds of
+    connection errors."""
+    if not any("tests/unit/" not in str(item.path) for item in session.items):
+        return
+    try:
+        redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=1, socket_timeout=1).ping()
+    except (redis.RedisError, OSError) as exc:
+        pytest.exit(f"Redis does not answer at {TEST_REDIS_URL} ({type(exc).__name__}): start one "
+                    "(`redis-server --daemonize yes`) or point B24_TEST_REDIS_URL at one; `make unit` needs none.",
+                    returncode=2)
+
+
 @pytest.fixture
 def redis_url() -> str:
     return TEST_REDIS_URL

@@ -106,6 +106,10 @@ class DealBadges:
                             idempotent=True)
             self._links.forget(member_id, deal_id)
 
+    def showing(self, member_id: str, code: str) -> list[int]:
+        """The deals this app shows the badge on: a badge on deals cannot be deleted (ENTITY_WITH_BADGE_EXISTS)."""
+        return self._links.showing(member_id, code)
+
     def shown(self, member_id: str, deal_id: int) -> DealBadge | None:
         """What this app shows on the deal, as remembered."""
         link = self._links.get(member_id, deal_id)

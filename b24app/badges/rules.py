@@ -17,8 +17,13 @@ Field names in `BadgeValidationError.fields`:
 App prefix (`B24_BADGE_PREFIX`): badges are portal-global and shared by every app (docs/bitrix24-protocol.md §5.1),
 so the stored code is `prefix + code`. A code that already starts with the prefix (case-sensitive)
 is taken as already prefixed and not doubled. The code as given must itself match
-`[A-Za-z][A-Za-z0-9_]*` (so the UI can check it without knowing the prefix); the 30-character limit
-applies to the full stored code; a code that is only the prefix is rejected.
+`[A-Za-z][A-Za-z0-9_]*` (so the UI can check it without knowing the prefix); the length limit applies
+to the full stored code; a code that is only the prefix is rejected.
+
+Code length: the docs state no limit, one core version refuses more than 30 characters and the official
+SDK's live test creates 36-character codes (docs/bitrix24-protocol.md §5.2). So the app does not decide a
+disputed limit: up to MAX_CODE_LENGTH (255, the column's size) goes to the portal, and a portal's refusal
+comes back as a validation error naming `code` (docs/DESIGN.md §10).
 """
 from __future__ import annotations
 
@@ -37,7 +42,7 @@ LANGUAGE_IDS = ("en", "de", "ru", "ua", "kz", "by", "pl", "fr", "es", "la", "br"
 LANGUAGES = frozenset(LANGUAGE_IDS)
 
 FIELDS = ("code", "title", "value", "type")
-MAX_CODE_LENGTH = 30
+MAX_CODE_LENGTH = 255
 MAX_TEXT_LENGTH = 255
 MAX_LANGUAGES = 20
 # Bounds on what an error report may echo back, so a hostile body cannot make it huge.

@@ -1,4 +1,4 @@
-"""Badge use cases: list (cached), get, create, delete and import.
+"""Badge use cases: list (cached), get, create, replace, delete and import.
 
 Every operation takes the portal's REST client explicitly. Writes are never blindly repeated: when
 `crm.activity.badge.add` fails with an unknown outcome (5xx, timeout), `crm.activity.badge.get`
@@ -13,7 +13,7 @@ from typing import Any
 
 from ..bitrix.client import PortalClient
 from ..bitrix.errors import Conflict, InvalidArgument, NotFound, PortalServerError, TransportError
-from ..errors import BadgeError, InvalidInput
+from ..errors import AppError, BadgeError, InvalidInput
 from ..observability import metrics
 from ..storage.badge_cache import BadgeListCache
 from .rules import BadgeInput, BadgeValidationError, portal_refusal, validate_badge
@@ -33,7 +33,13 @@ class BadgeNotFound(BadgeError):
 
 
 class BadgeInUse(BadgeError):
+    """Deals still show the badge; `deals` names those this app put it on (others' are unknown to it)."""
+
     code = "ENTITY_WITH_BADGE_EXISTS"
+
+    def __init__(self, description: str, *, deals: list[int] | None = None) -> None:
+        super().__init__(description)
+        self.deals = deals or []
 
 
 class PortalAnswerInvalid(BadgeError):
@@ -67,6 +73,13 @@ class Badges:
         result = portal.call("crm.activity.badge.list").result
         badges = result.get("badges", []) if isinstance(result, dict) else []
         return [b for b in badges if isinstance(b, dict)]
+
+    def options(self, portal: PortalClient) -> dict[str, str]:
+        """code → "Title: Value" (English, else the first language), for a robot's badge select. Read
+        through the list cache: registering the robot after a write and the UI's next list share one call."""
+        listing, _cached = self.listing(portal.member_id, lambda: portal)
+        badges = json.loads(listing)
+        return {str(b["code"]): _label(b) for b in badges if isinstance(b, dict) and b.get("code")}
 
     def get(self, portal: PortalClient, code: str) -> dict[str, Any]:
         found = self._find(portal, code)
@@ -111,6 +124,33 @@ class Badges:
             log.info("badge.add outcome resolved: not created, trying once more", extra={"code": badge.code})
             return self._add(portal, badge, resolved=True)
         return result.get("badge", badge.to_params()) if isinstance(result, dict) else badge.to_params()
+
+    def replace(self, portal: PortalClient, badge: BadgeInput) -> dict[str, Any]:
+        """Give an existing badge new texts or type. Bitrix24 has no badge update (docs/bitrix24-protocol.md
+        §5), so this deletes and adds again: refused while deals show the badge (the delete's
+        ENTITY_WITH_BADGE_EXISTS, nothing changed), and a failed add puts the old badge back."""
+        try:
+            old = self.get(portal, badge.code)
+            if _same(old, badge):
+                return old
+            self.delete(portal, badge.code)
+            try:
+                return self._add(portal, badge)
+            except AppError:
+                self._restore(portal, old)
+                raise
+        finally:
+            self.invalidate(portal.member_id)
+
+    def _restore(self, portal: PortalClient, old: dict[str, Any]) -> None:
+        params = {key: old.get(key) for key in ("code", "title", "value", "type")}
+        try:
+            portal.call("crm.activity.badge.add", params)
+        except AppError:
+            log.error("badge.replace lost the badge: the new one and the old one were both refused",
+                      extra={"code": params["code"]})
+            raise
+        log.info("badge.replace put the old badge back", extra={"code": params["code"]})
 
     def delete(self, portal: PortalClient, code: str) -> None:
         try:
@@ -196,6 +236,15 @@ class Badges:
                 results[index] = _failed(badge.code, error.code, error.message)
             else:
                 results[index] = _failed(badge.code, "UNKNOWN_OUTCOME", "The portal did not answer for this badge.")
+
+def _label(badge: dict[str, Any]) -> str:
+    def text(value: Any) -> str:
+        if isinstance(value, dict):
+            return str(value.get("en") or next(iter(value.values()), ""))
+        return str(value or "")
+    title, value = text(badge.get("title")), text(badge.get("value"))
+    return f"{title}: {value}" if title and value else title or value or str(badge["code"])
+
 
 def _same(found: dict[str, Any], badge: BadgeInput) -> bool:
     return found.get("code") == badge.code and found.get("type") == badge.type and \

@@ -13,11 +13,11 @@ import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from ..errors import AppError, RateLimitTimeout
+from ..errors import AppError, RateLimitTimeout, UserTokenExpired
 from ..observability import metrics
 from ..observability.logs import request_id_var
 from ..storage.installations import Installation, InstallationStore
@@ -93,8 +93,12 @@ class PortalClient:
                  allow_http: bool = False, timeout: tuple[float, float] = DEFAULT_TIMEOUT,
                  retry: RetryPolicy | None = None, sleep: Callable[[float], None] = time.sleep,
                  observer: Callable[[str, str, float], None] | None = None,
-                 record: Installation | None = None, bulkhead: Bulkhead | None = None) -> None:
+                 record: Installation | None = None, bulkhead: Bulkhead | None = None,
+                 user_token: str | None = None) -> None:
         self.member_id = member_id
+        # With a user's own token (`as_user`) the portal's permissions for that user decide, and the stored
+        # chain is neither used nor refreshed nor marked: a dead user token is the user's session's to renew.
+        self._user_token = user_token
         # The record the caller just read (Portals.client checks the portal first): the first call
         # uses it instead of reading and decrypting it again; later calls always re-read.
         self._prefetched = record if record is not None and record.member_id == member_id else None
@@ -155,8 +159,18 @@ class PortalClient:
 
     # -- one logical call ---------------------------------------------------------------------
 
+    def as_user(self, access_token: str) -> PortalClient:
+        """The same portal, called with a user's own token (the frame's): the portal decides what that user
+        may do. A token the portal refuses raises `UserTokenExpired`; nothing of the stored chain changes."""
+        return PortalClient(self.member_id, store=self._store, tokens=self._tokens, oauth=self._oauth,
+                            http=self._http, limiter=self._limiter, budget=self._budget, allow_http=self._allow_http,
+                            timeout=self._timeout, retry=self._retry, sleep=self._sleep, observer=self._observe,
+                            record=self._prefetched, bulkhead=self._bulkhead, user_token=access_token)
+
     def _usable_record(self) -> Installation:
         record, self._prefetched = self._prefetched, None
+        if self._user_token is not None:
+            return replace(record or self._tokens.installed(self.member_id), access_token=self._user_token)
         if record is not None and record.has_tokens and not record.token_expired(leeway=EXPIRY_LEEWAY):
             return record
         return self._tokens.usable(self.member_id)
@@ -180,6 +194,8 @@ class PortalClient:
                 self._record_operating(method, body.get("time"), tracked=admission.tracked)
                 return body
             error = body
+            if self._user_token is not None and (error.policy is Policy.REFRESH or isinstance(error, OwnerCannotAct)):
+                raise UserTokenExpired("Your authorization in Bitrix24 expired; the page renews it.") from error
             if error.policy is Policy.REFRESH and not refreshed:
                 record = self._tokens.refresh(self.member_id, record.access_token)
                 refreshed = True
@@ -276,6 +292,8 @@ class PortalClient:
         try:
             info = self._oauth.app_info(record.access_token or "")
         except TokenRejected:
+            if self._user_token is not None:
+                raise UserTokenExpired("Your authorization in Bitrix24 expired; the page renews it.") from None
             # An expired token cannot ask; a refresh answers with the portal's current endpoint instead.
             record = self._tokens.refresh(self.member_id, record.access_token)
             if record.client_endpoint.rstrip("/") == endpoint.rstrip("/"):
@@ -311,7 +329,14 @@ class PortalClients:
     bulkhead: Bulkhead | None = None
 
     def portal(self, member_id: str) -> PortalClient:
-        record = self.tokens.require(member_id)
+        return self._client(member_id, self.tokens.require(member_id))
+
+    def for_user(self, member_id: str, access_token: str) -> PortalClient:
+        """The portal called with a user's own token (see `PortalClient.as_user`), even while the stored
+        chain is dead: the user's authorization does not depend on it."""
+        return self._client(member_id, self.tokens.installed(member_id)).as_user(access_token)
+
+    def _client(self, member_id: str, record: Installation) -> PortalClient:
         return PortalClient(member_id, store=self.store, tokens=self.tokens, oauth=self.oauth, http=self.http,
                             limiter=self.limiter, budget=self.budget, allow_http=self.allow_http,
                             observer=self.observer, record=record, bulkhead=self.bulkhead)

@@ -179,6 +179,7 @@ RULES: dict[str, Rule] = {
     "100": Rule(InvalidArgument),
     "0": Rule(InvalidArgument),
     # configurable activities (§5.6)
+    "owner_not_found": Rule(NotFound, "The deal does not exist any more, or was never there."),
     "wrong_field_value": Rule(InvalidArgument),
     "error_empty_layout": Rule(InvalidArgument),
     "field_is_required": Rule(InvalidArgument),
@@ -191,6 +192,14 @@ RULES: dict[str, Rule] = {
     # bindings (§5.7)
     "error_placement_max_count": Rule(Conflict),
     "error_placement_user_mode": Rule(InvalidArgument),
+    # robots (§11.1, §11.2, §11.4)
+    "error_activity_validation_failure": Rule(InvalidArgument),
+    "error_activity_already_installed": Rule(Conflict),
+    "error_activity_add_failure": Rule(PortalServerError),
+    "error_activity_not_found": Rule(NotFound),
+    "error_wrong_handler_url": Rule(InvalidArgument, "The robot's handler URL is not usable: check B24_APP_URL."),
+    "error_unsupported_protocol": Rule(InvalidArgument, "The robot's handler URL must be http or https."),
+    "error_empty_log_message": Rule(InvalidArgument),
 }
 
 

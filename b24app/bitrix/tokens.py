@@ -84,12 +84,18 @@ class TokenManager:
             return self.refresh(member_id, record.access_token)
         return record
 
-    def require(self, member_id: str) -> Installation:
+    def installed(self, member_id: str) -> Installation:
+        """The record of a portal that has the app installed, whatever its chain's state."""
         record = self._store.get(member_id)
         if record is None:
             raise PortalUnknown(member_id, "This portal has not installed the app.")
         if record.state == PortalState.UNINSTALLED:
             raise PortalUninstalled(member_id, "The app was uninstalled from this portal.")
+        return record
+
+    def require(self, member_id: str) -> Installation:
+        """The record of a portal whose stored chain can be called with."""
+        record = self.installed(member_id)
         if record.state == PortalState.NEEDS_REAUTH or not record.has_tokens:
             raise PortalNeedsReauth(member_id, record.last_error or REAUTH_MESSAGE)
         return record

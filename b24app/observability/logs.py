@@ -27,6 +27,8 @@ _QUERY_RE = re.compile(rf"(?i)((?:^|[?&;\s,(\[])(?:[\w]*\[)?(?:{_KEYS})\]?=)([^&
 # "key": "value" / 'key': 'value' in JSON and Python reprs
 _MAPPING_RE = re.compile(rf"(?i)([\"'](?:{_KEYS})[\"']\s*:\s*)([\"'])(.*?)(?<!\\)\2")
 _BEARER_RE = re.compile(r"(?i)(bearer\s+)([A-Za-z0-9._~+/=-]+)")
+# Terminal styling: werkzeug colours its request lines when stderr is a terminal; JSON carries none.
+_ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("b24_request_id", default=None)
 _STANDARD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
@@ -82,7 +84,7 @@ class JsonFormatter(logging.Formatter):
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": _ANSI_RE.sub("", record.getMessage()),
         }
         request_id = getattr(record, "request_id", None) or request_id_var.get()
         if request_id:

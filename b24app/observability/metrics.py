@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -81,6 +82,23 @@ def render() -> bytes:
     return generate_latest(REGISTRY)
 
 
+# -- labelled children, looked up once ------------------------------------------------------------
+
+_children: dict[tuple[object, tuple[str, ...]], Any] = {}
+
+
+def _child(metric: Counter | Histogram, *values: str) -> Any:
+    """`metric.labels(*values)`, remembered: prometheus-client's own lookup converts, validates and locks on
+    every call (≈ 10 µs, several per request; docs/PERFORMANCE.md). The same child object either way, so
+    multiprocess mode and forked workers behave as before. Label values are bounded (see the module docstring),
+    and so is this dict."""
+    key = (metric, values)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*values)
+    return child
+
+
 # -- label hygiene ---------------------------------------------------------------------------------
 
 def method_label(method: str) -> str:
@@ -92,36 +110,37 @@ def method_label(method: str) -> str:
 def observe_portal_call(method: str, outcome: str, seconds: float | None = None) -> None:
     """The `PortalClient` observer: one logical call finished with `outcome` (already a bounded label)."""
     name = method_label(method)
-    PORTAL_CALLS.labels(name, outcome).inc()
+    _child(PORTAL_CALLS, name, outcome).inc()
     if seconds is not None:
-        PORTAL_LATENCY.labels(name).observe(max(0.0, seconds))
+        _child(PORTAL_LATENCY, name).observe(max(0.0, seconds))
 
 
 def token_refresh(ok: bool) -> None:
-    TOKEN_REFRESHES.labels("ok" if ok else "failed").inc()
+    _child(TOKEN_REFRESHES, "ok" if ok else "failed").inc()
 
 
 def badge_cache(hit: bool) -> None:
-    BADGE_CACHE.labels("hit" if hit else "miss").inc()
+    _child(BADGE_CACHE, "hit" if hit else "miss").inc()
 
 
 def limiter_wait(limit: str, seconds: float) -> None:
     if seconds > 0:
-        LIMITER_WAITS.labels(limit).observe(seconds)
+        _child(LIMITER_WAITS, limit).observe(seconds)
 
 
 def bulkhead_shed(reason: str) -> None:
-    BULKHEAD_SHED.labels(reason).inc()
+    _child(BULKHEAD_SHED, reason).inc()
 
 
 def limiter_decision(outcome: str) -> None:
     """immediate, waited, paused or timeout (see LIMITER_ACQUIRES)."""
-    LIMITER_ACQUIRES.labels(outcome).inc()
+    _child(LIMITER_ACQUIRES, outcome).inc()
 
 
 def http_request(route: str, method: str, status: int, seconds: float | None) -> None:
     """One served request; `route` is the URL rule, never the raw path."""
     method = method if method in _HTTP_METHODS else "other"
-    HTTP_REQUESTS.labels(route, method, str(status)).inc()
+    code = str(status)
+    _child(HTTP_REQUESTS, route, method, code).inc()
     if seconds is not None:
-        HTTP_LATENCY.labels(route, method, str(status)).observe(seconds)
+        _child(HTTP_LATENCY, route, method, code).observe(seconds)

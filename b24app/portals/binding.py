@@ -1,23 +1,29 @@
-"""(Re)binding what install.json lists — events and placements — idempotently.
+"""(Re)binding what install.json lists — events, placements and robots — idempotently.
 
-The installer binds before `installFinish()`; an ONAPPUPDATE wipes every binding (docs/bitrix24-protocol.md
-§1.4), and event handlers must answer at once, so re-binding after an event runs in the background.
+The installer binds before `installFinish()`; an ONAPPUPDATE wipes every binding, robots included
+(docs/bitrix24-protocol.md §1.4, §11.2), and event handlers must answer at once, so re-binding after an
+event runs in the background. A robot's badge list is a snapshot: after each change of the catalogue the
+robots are registered again (`robots_later`), so the automation designer offers the badges there are.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import wait as futures_wait
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import redis
 
 from ..bitrix.client import PortalClient, PortalClients
-from ..bitrix.errors import B24Error, already_bound
+from ..bitrix.errors import AccessDenied, B24Error, Conflict, MethodNotFound, already_bound
 from ..errors import AppError
+from ..jobs import JobQueueFull, Jobs
 from ..storage.installations import InstallationStore
 from .manifest import Manifest
+
+BadgeOptions = Callable[[PortalClient], dict[str, str]]
 
 log = logging.getLogger(__name__)
 
@@ -26,20 +32,23 @@ log = logging.getLogger(__name__)
 class BindReport:
     bound: list[str] = field(default_factory=list)
     already: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
 
 
 class Binder:
     def __init__(self, *, clients: PortalClients, manifest: Manifest, store: InstallationStore, app_url: str,
-                 workers: int = 2) -> None:
+                 jobs: Jobs, badge_options: BadgeOptions = lambda _portal: {}) -> None:
         self._clients = clients
         self._manifest = manifest
         self._store = store
         self._app_url = app_url
-        self._background = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="b24-binding")
-        self._pending: set[Future[None]] = set()
+        self._jobs = jobs
+        self._badge_options = badge_options
+        self._robots_queued: set[str] = set()
+        self._guard = threading.Lock()
 
     def bind(self, member_id: str) -> BindReport:
-        """(Re)bind every event and placement of install.json that is not bound yet."""
+        """(Re)bind every event, placement and robot of install.json that is not bound yet."""
         portal = self._clients.portal(member_id)
         manifest = self._manifest
         report = BindReport()
@@ -64,6 +73,7 @@ class Binder:
                       "TITLE": placement.title.get("en") or next(iter(placement.title.values()), manifest.name),
                       "LANG_ALL": {lang: {"TITLE": title} for lang, title in placement.title.items()}}
             self._bind_call(portal, "placement.bind", params, name, report)
+        self._register_robots(portal, report)
         log.info("bindings checked", extra={"member_id": member_id, "bound": len(report.bound),
                                             "already": len(report.already)})
         return report
@@ -79,26 +89,81 @@ class Binder:
         else:
             report.bound.append(name)
 
+    def register_robots(self, member_id: str) -> BindReport:
+        """Register install.json's robots again, with the portal's current badges."""
+        report = BindReport()
+        self._register_robots(self._clients.portal(member_id), report)
+        return report
+
+    def _register_robots(self, portal: PortalClient, report: BindReport) -> None:
+        try:
+            self._register_each_robot(portal, report)
+        except (AccessDenied, MethodNotFound) as exc:
+            # A portal that granted the app before it had robots lacks the scope until the app is updated
+            # there; the events and the deal tab must not depend on it.
+            report.skipped.extend(f"robot {robot.code}" for robot in self._manifest.robots)
+            log.warning("robots not registered", extra={"member_id": portal.member_id, "error": exc.code})
+
+    def _register_each_robot(self, portal: PortalClient, report: BindReport) -> None:
+        if not self._manifest.robots:
+            return
+        registered = {str(code) for code in portal.call("bizproc.robot.list").result or []}
+        badges = self._badge_options(portal)
+        owner = self._store.get(portal.member_id)
+        auth_user_id = owner.owner_user_id if owner is not None else 0
+        for robot in self._manifest.robots:
+            fields = robot.fields(self._manifest.url(self._app_url, robot.handler), badges, auth_user_id or 0)
+            name = f"robot {robot.code}"
+            if robot.code in registered:
+                portal.call("bizproc.robot.update", {"CODE": robot.code, "FIELDS": fields}, idempotent=True)
+                report.already.append(name)
+                continue
+            try:
+                portal.call("bizproc.robot.add", {"CODE": robot.code, **fields}, idempotent=True)
+            except Conflict:  # added meanwhile (another worker, or an add whose answer was lost)
+                portal.call("bizproc.robot.update", {"CODE": robot.code, "FIELDS": fields}, idempotent=True)
+                report.already.append(name)
+            else:
+                report.bound.append(name)
+
     def bind_later(self, member_id: str) -> None:
         """Bind in the background: event handlers must answer fast (§1.6: no retries, answer 200 quickly)."""
+        self._later(member_id, "binding", self.bind)
+
+    def robots_later(self, member_id: str) -> None:
+        """Re-register the robots in the background, e.g. after the badge catalogue changed. Changes made
+        while one is queued ride along with it: a burst of writes costs the portal one registration."""
+        if not self._manifest.robots:
+            return
+        with self._guard:
+            if member_id in self._robots_queued:
+                return
+            self._robots_queued.add(member_id)
+
+        def register(member: str) -> BindReport:
+            with self._guard:
+                self._robots_queued.discard(member)
+            return self.register_robots(member)
+        try:
+            self._later(member_id, "robot registration", register)
+        except JobQueueFull:  # the catalogue write itself succeeded; the next one registers again
+            with self._guard:
+                self._robots_queued.discard(member_id)
+            log.warning("robot registration not queued: the process is saturated", extra={"member_id": member_id})
+
+    def _later(self, member_id: str, what: str, work: Callable[[str], BindReport]) -> None:
         def run() -> None:
             try:
-                self.bind(member_id)
+                work(member_id)
             except (AppError, redis.RedisError) as exc:
-                log.warning("background binding failed", extra={"member_id": member_id, "error": str(exc)[:200]})
-                self._store.update(member_id, last_error=f"binding failed: {exc}"[:300])
-        future = self._background.submit(run)
-        self._pending.add(future)
-        future.add_done_callback(self._pending.discard)
+                log.warning(f"background {what} failed", extra={"member_id": member_id, "error": str(exc)[:200]})
+                with contextlib.suppress(AppError, redis.RedisError):  # Redis may be the reason
+                    self._store.update(member_id, last_error=f"{what} failed: {exc}"[:300])
+        self._jobs.submit(member_id, run)
 
     def wait(self, timeout: float = 30.0) -> None:
         """Block until queued background work is done (tests)."""
-        futures_wait(list(self._pending), timeout=timeout)
-
-    def shutdown(self, timeout: float = 10.0) -> None:
-        """Finish queued bindings before the process exits (gunicorn's worker_exit, atexit)."""
-        self.wait(timeout)
-        self._background.shutdown(wait=False, cancel_futures=True)
+        self._jobs.wait(timeout)
 
 
 def _as_list(value: Any) -> list[dict[str, Any]]:

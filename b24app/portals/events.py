@@ -10,7 +10,6 @@ tokens too, and a captured older event could otherwise be replayed (docs/DESIGN.
 """
 from __future__ import annotations
 
-import hmac
 import logging
 import time
 from collections.abc import Mapping
@@ -25,7 +24,7 @@ from ..storage.installations import InstallationStore
 from ..storage.purge import purge_portal_data, purge_user_tokens
 from .binding import Binder
 from .frames import unflatten
-from .lifecycle import activate
+from .lifecycle import activate, application_token_matches
 from .verification import Verifier
 
 log = logging.getLogger(__name__)
@@ -58,7 +57,7 @@ class LifecycleEvents:
             raise Forbidden("missing auth[member_id]")
         if event in INSTALL_EVENTS:
             return self._install(event, member_id, auth, data)
-        if not self._token_matches(member_id, str(auth.get("application_token", ""))):
+        if not application_token_matches(self._store, member_id, str(auth.get("application_token", ""))):
             log.warning("event rejected: application_token mismatch", extra={"event": event[:40]})
             raise Forbidden("application_token does not match")
         if event == "ONAPPUNINSTALL":
@@ -108,13 +107,6 @@ class LifecycleEvents:
             purge_user_tokens(self._redis, member_id)
         log.info("portal uninstalled", extra={"member_id": member_id, "clean": clean})
         return EventOutcome("ONAPPUNINSTALL", member_id)
-
-    def _token_matches(self, member_id: str, given: str) -> bool:
-        record = self._store.get(member_id)
-        stored = record.application_token if record is not None else None
-        if not stored or not given:
-            return False
-        return hmac.compare_digest(stored.encode(), given.encode())
 
 
 def _section(payload: dict[str, Any], name: str) -> dict[str, Any]:

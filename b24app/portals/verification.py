@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from ..bitrix.bulkhead import Bulkhead
 from ..bitrix.client import RestResult, call_with_token
-from ..bitrix.errors import AccessDenied, B24Error
+from ..bitrix.errors import AccessDenied, B24Error, Policy
 from ..bitrix.limiter import RateLimiter
 from ..bitrix.oauth import AppInfo, OAuthClient, OAuthError, OAuthUnavailable
 from ..bitrix.transport import Transport
@@ -101,6 +101,9 @@ class Verifier:
         except AccessDenied as exc:
             raise Forbidden(f"the portal refused {method} ({exc.code})") from None
         except B24Error as exc:
+            if exc.policy in (Policy.WAIT, Policy.RETRY_READ):  # busy or failing: nothing was decided
+                raise VerifierUnavailable(f"the portal could not answer {method} ({exc.code}); try again "
+                                          f"in a few seconds") from None
             raise Unverified(f"the portal refused {method} ({exc.code})") from None
 
 

@@ -5,7 +5,8 @@ other side of the wire). Start it with `start_sandbox()`; see docs/SANDBOX.md.
 """
 from .errors import RestError, SandboxError
 from .launcher import SandboxServer, start_sandbox
-from .models import AppCard, Portal, User
+from .models import AppCard, Portal, PortalSettings, User
 from .sandbox import Sandbox
 
-__all__ = ["AppCard", "Portal", "RestError", "Sandbox", "SandboxError", "SandboxServer", "User", "start_sandbox"]
+__all__ = ["AppCard", "Portal", "PortalSettings", "RestError", "Sandbox", "SandboxError", "SandboxServer", "User",
+           "start_sandbox"]

@@ -25,6 +25,11 @@ class Clock:
         """Seconds the clock has been moved forward in total."""
         return self._offset
 
+    def restore(self, offset: float) -> None:
+        """Take back the offset a saved state had (at start, before anything reads the clock)."""
+        with self._lock:
+            self._offset = max(self._offset, float(offset))
+
     def advance(self, seconds: float) -> float:
         """Move the clock forward (never backward: expiries must stay monotonic); return now()."""
         if seconds < 0:

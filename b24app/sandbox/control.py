@@ -31,6 +31,15 @@ def _rate(value: Any) -> tuple[float, float] | None:
     return float(value[0]), float(value[1])
 
 
+def _settings_body(value: Any) -> dict[str, Any] | None:
+    """Portal settings arrive as a JSON object of PortalSettings fields (misuse -> 400)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise SandboxError("settings must be a JSON object")
+    return value
+
+
 def create_control_blueprint(sb: Sandbox) -> Blueprint:
     bp = Blueprint("sandbox_control", __name__)
 
@@ -76,8 +85,16 @@ def create_control_blueprint(sb: Sandbox) -> Blueprint:
                      for u in b["users"]}
         portal = sb.create_portal(b.get("name"), b.get("language", "en"),
                                   _rate(b["rate"]) if "rate" in b else (2, 50), users, int(b.get("deals", 20)),
-                                  b.get("license_type"))
+                                  b.get("license_type"), settings=_settings_body(b.get("settings")))
         return json_response(portal.summary(), 201)
+
+    @bp.get("/portals/<ref>/settings")
+    def portal_settings(ref: str) -> Response:
+        return json_response(sb.portal(ref).settings.public())
+
+    @bp.post("/portals/<ref>/settings")
+    def configure_portal(ref: str) -> Response:
+        return json_response(sb.configure_portal(ref, **(_settings_body(_body()) or {})).public())
 
     @bp.get("/portals")
     def list_portals() -> Response:
@@ -120,8 +137,82 @@ def create_control_blueprint(sb: Sandbox) -> Blueprint:
 
     @bp.post("/portals/<ref>/deals")
     def add_deal(ref: str) -> Response:
-        deal = sb.add_deal(ref, _body().get("title", "New deal"))
-        return json_response({"id": deal.id, "title": deal.title}, 201)
+        b = _body()
+        deal = sb.add_deal(ref, b.get("title", "New deal"), b.get("stage", "NEW"))
+        return json_response(deal.public(), 201)
+
+    @bp.get("/portals/<ref>/deals/<int:deal_id>")
+    def deal(ref: str, deal_id: int) -> Response:
+        portal = sb.portal(ref)
+        found = sb.automation.deal(portal, deal_id)
+        badge = sb.deal_badge(portal, deal_id)
+        return json_response({**found.public(), "badge": badge.public() if badge else None,
+                              "timeline": sb.deal_timeline(portal, deal_id)})
+
+    @bp.post("/portals/<ref>/deals/<int:deal_id>/stage")
+    def move_deal(ref: str, deal_id: int) -> Response:
+        b = _body()
+        runs = sb.move_deal(ref, deal_id, b["stage"], int(b.get("user_id", 1)))
+        return json_response([r.public() for r in runs])
+
+    # -- robots and automation rules (docs/bitrix24-protocol.md §11) -----------------------------------
+    @bp.get("/portals/<ref>/robots")
+    def robots(ref: str) -> Response:
+        return json_response([r.public() for r in sb.robots(ref, request.args.get("client_id"))])
+
+    @bp.get("/portals/<ref>/automation")
+    def automation(ref: str) -> Response:
+        return json_response({stage: [r.public() for r in rules]
+                              for stage, rules in sb.automation_rules(ref).items()})
+
+    @bp.post("/portals/<ref>/automation")
+    def add_automation(ref: str) -> Response:
+        b = _body()
+        properties = b.get("properties") or {}
+        if not isinstance(properties, dict):
+            raise SandboxError("properties must be a JSON object")
+        rule = sb.add_automation(ref, b["stage"], b["robot"], properties,
+                                 use_subscription=b.get("use_subscription"),
+                                 auth_user_id=None if b.get("auth_user_id") is None else int(b["auth_user_id"]),
+                                 timeout_duration=int(b.get("timeout_duration", 0)), client_id=b.get("client_id"))
+        return json_response(rule.public(), 201)
+
+    @bp.delete("/portals/<ref>/automation")
+    def remove_automation(ref: str) -> Response:
+        b = {**request.args.to_dict(), **_body()}
+        rule_id = int(b["rule_id"]) if b.get("rule_id") not in (None, "") else None
+        return json_response({"removed": sb.remove_automation(ref, rule_id, b.get("stage") or None)})
+
+    @bp.delete("/portals/<ref>/automation/<int:rule_id>")
+    def remove_rule(ref: str, rule_id: int) -> Response:
+        return json_response({"removed": sb.remove_automation(ref, rule_id)})
+
+    @bp.post("/portals/<ref>/robot-runs")
+    def run_robot(ref: str) -> Response:
+        b = _body()
+        properties = b.get("properties") or {}
+        if not isinstance(properties, dict):
+            raise SandboxError("properties must be a JSON object")
+        run = sb.run_robot(ref, int(b["deal_id"]), b["robot"], properties,
+                           use_subscription=b.get("use_subscription"),
+                           auth_user_id=None if b.get("auth_user_id") is None else int(b["auth_user_id"]),
+                           timeout_duration=int(b.get("timeout_duration", 0)), client_id=b.get("client_id"))
+        return json_response(run.public(), 201)
+
+    @bp.get("/portals/<ref>/robot-runs")
+    def robot_runs(ref: str) -> Response:
+        args = request.args
+        deal_id = int(args["deal_id"]) if args.get("deal_id") else None
+        runs = sb.robot_runs(ref, deal_id, args.get("status") or None, args.get("robot") or None)
+        return json_response([r.public() for r in runs])
+
+    @bp.get("/portals/<ref>/robot-runs/<int:run_id>")
+    def robot_run(ref: str, run_id: int) -> Response:
+        return json_response(sb.robot_run(ref, run_id).public())
+
+    @bp.post("/portals/<ref>/robot-runs/<int:run_id>/redeliver")
+    def redeliver(ref: str, run_id: int) -> Response:
+        return json_response(sb.redeliver_run(ref, run_id).public())
 
     @bp.get("/portals/<ref>/deals/<int:deal_id>/badge")
     def deal_badge(ref: str, deal_id: int) -> Response:
@@ -139,7 +230,7 @@ def create_control_blueprint(sb: Sandbox) -> Blueprint:
     def install(ref: str) -> Response:
         b = _body()
         result = sb.install(ref, int(b.get("user_id", 1)), bool(b.get("send_application_token", True)),
-                            bool(b.get("rest_only", False)), b.get("client_id"))
+                            bool(b.get("rest_only", False)), b.get("client_id"), b.get("lang"))
         return json_response(result.public())
 
     @bp.post("/portals/<ref>/install-finish")
@@ -162,13 +253,13 @@ def create_control_blueprint(sb: Sandbox) -> Blueprint:
     def open_app(ref: str) -> Response:
         b = _body()
         result = sb.open_app(ref, int(b.get("user_id", 1)), b.get("placement", "DEFAULT"), b.get("options"),
-                             b.get("client_id"), bool(b.get("send_application_token", True)))
+                             b.get("client_id"), bool(b.get("send_application_token", True)), b.get("lang"))
         return json_response(result.public())
 
     @bp.post("/portals/<ref>/frame-auth")
     def frame_auth(ref: str) -> Response:
         b = _body()
-        return json_response(sb.frame_auth(ref, int(b.get("user_id", 1)), b.get("client_id")))
+        return json_response(sb.frame_auth(ref, int(b.get("user_id", 1)), b.get("client_id"), b.get("lang")))
 
     @bp.post("/portals/<ref>/tokens")
     def tokens(ref: str) -> Response:

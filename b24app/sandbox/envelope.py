@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from flask import Response
@@ -10,17 +10,22 @@ from flask import Response
 JSON_TYPE = "application/json; charset=utf-8"
 
 
-def iso(ts: float) -> str:
-    """`2024-07-23T08:11:02+00:00`, the date format of `time.date_start` and friends."""
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
+def iso(ts: float, tz: tzinfo = UTC) -> str:
+    """`2024-07-23T11:11:02+03:00`: REST dates carry the portal's offset (docs/bitrix24-protocol.md §3.2)."""
+    return datetime.fromtimestamp(ts, tz).isoformat(timespec="seconds")
+
+
+def local(ts: float, tz: tzinfo, fmt: str) -> str:
+    """A date in the portal's zone without an offset, for the fields the core sends that way (§6.3)."""
+    return datetime.fromtimestamp(ts, tz).strftime(fmt)
 
 
 def time_block(start: float, finish: float, processing: float, operating: float | None = None,
-               operating_reset_at: int | None = None) -> dict[str, Any]:
+               operating_reset_at: int | None = None, tz: tzinfo = UTC) -> dict[str, Any]:
     """The `time` object; `operating`/`operating_reset_at` only where the cloud reports them."""
     block: dict[str, Any] = {"start": round(start, 6), "finish": round(finish, 6),
                              "duration": round(finish - start, 6), "processing": round(processing, 6),
-                             "date_start": iso(start), "date_finish": iso(finish)}
+                             "date_start": iso(start, tz), "date_finish": iso(finish, tz)}
     if operating is not None:
         block["operating_reset_at"] = operating_reset_at
         block["operating"] = round(operating, 4)

@@ -49,7 +49,19 @@ def method_not_found() -> RestError:
     return RestError("ERROR_METHOD_NOT_FOUND", "Method not found!", 404)
 
 
-def insufficient_scope() -> RestError:
+def invalid_credentials() -> RestError:
+    """A webhook code or user id that names no active webhook (docs/bitrix24-protocol.md §3.3)."""
+    return RestError("INVALID_CREDENTIALS", "Invalid request credentials", 401)
+
+
+def insufficient_scope(webhook: bool = False, in_batch: bool = False) -> RestError:
+    """401 with "webhook token" for a webhook, 403 with "access token" for an app (docs/bitrix24-protocol.md
+    §3.3); inside `batch` the description is empty (§3.4)."""
+    if in_batch:
+        return RestError("insufficient_scope", "", 401 if webhook else 403)
+    if webhook:
+        return RestError("insufficient_scope",
+                         "The request requires higher privileges than provided by the webhook token", 401)
     return RestError("insufficient_scope",
                      "The request requires higher privileges than provided by the access token", 403)
 

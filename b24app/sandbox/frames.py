@@ -28,6 +28,7 @@ class FrameSession:
     created: float
     form: dict[str, str] = field(default_factory=dict)
     query: dict[str, str] = field(default_factory=dict)
+    lang: str = ""  # LANG of this render: the user's language (the portal page's switch), else the portal's
 
     @property
     def frame_name(self) -> str:

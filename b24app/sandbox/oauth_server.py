@@ -2,8 +2,8 @@
 
 Token endpoint: grant_type `authorization_code` or `refresh_token`, parameters in the query string
 (GET, as documented) or a form body (POST, as CRest and b24jssdk send them). Errors per §2.4:
-`invalid_request` (missing parameter), `invalid_client` (unknown client or wrong secret),
-`invalid_grant` (bad, used, expired or revoked code/refresh token), all HTTP 400.
+`invalid_request` (missing parameter), `invalid_client` (wrong secret), `invalid_grant` (bad, used,
+expired or revoked code/refresh token), all HTTP 400; an unknown client_id gets `wrong_client` with HTTP 200.
 `/rest/app.info?auth=TOKEN` answers the trusted, OAuth-server shape of app.info.
 """
 from __future__ import annotations
@@ -60,7 +60,8 @@ def token_endpoint(sb: Sandbox, params: dict[str, str]) -> OAuthAnswer:
         answer = _token_locked(sb, grant, params)
         value = params.get("code" if grant == "authorization_code" else "refresh_token", "")
         record = sb.tokens.codes.get(value) if grant == "authorization_code" else sb.tokens.refresh.get(value)
-    sb.counters.token_request(grant, answer.status == 200, answer.status, record.member_id if record else None)
+    ok = answer.status == 200 and "error" not in answer.body
+    sb.counters.token_request(grant, ok, answer.status, record.member_id if record else None)
     return answer
 
 
@@ -74,7 +75,9 @@ def _token_locked(sb: Sandbox, grant: str, params: dict[str, str]) -> OAuthAnswe
     if not client_id:
         return _oauth_error("invalid_request", 'No "client_id" parameter found')
     app = sb.apps.get(client_id)
-    if app is None or params.get("client_secret", "") != app.client_secret:
+    if app is None:  # the official SDK's live test: HTTP 200 with an error body (docs/bitrix24-protocol.md §2.4)
+        return _oauth_error("wrong_client", "Wrong client", 200)
+    if params.get("client_secret", "") != app.client_secret:
         return _oauth_error("invalid_client", "The client credentials are invalid")
     secret_name = "code" if grant == "authorization_code" else "refresh_token"
     value = params.get(secret_name, "")
@@ -90,7 +93,7 @@ def _token_locked(sb: Sandbox, grant: str, params: dict[str, str]) -> OAuthAnswe
         if redeemed is None:
             return _oauth_error("invalid_grant", "Authorization code doesn't exist or is invalid for the client")
     else:
-        redeemed = sb.tokens.redeem_refresh(value, client_id, now)
+        redeemed = sb.tokens.redeem_refresh(value, client_id, now, revoke_access=_revokes_access(sb, record))
         if redeemed is None:
             return _oauth_error("invalid_grant", "Invalid refresh token")
     portal = sb.portals.get(redeemed.member_id)
@@ -102,6 +105,12 @@ def _token_locked(sb: Sandbox, grant: str, params: dict[str, str]) -> OAuthAnswe
     if fault is not None:  # apply_then_500: the chain moved on, the client never learns the new pair
         return OAuthAnswer(500, err.internal_error().body())
     return OAuthAnswer(200, sb.token_payload(portal, app, access, refresh))
+
+
+def _revokes_access(sb: Sandbox, record: AuthCode | RefreshToken | None) -> bool:
+    """The refreshed chain's portal decides whether its old access token dies now (§2.3)."""
+    portal = sb.portals.get(record.member_id) if record is not None else None
+    return portal.settings.refresh_revokes_access if portal is not None else True
 
 
 def app_info_endpoint(sb: Sandbox, token: str | None) -> OAuthAnswer:
@@ -179,7 +188,7 @@ def create_oauth_app(sb: Sandbox) -> Flask:
 
     @app.route("/rest/<path:method>", methods=["GET", "POST"])
     def rest(method: str) -> Response:
-        name = method.lower().removesuffix(".json")
+        name = method.lower().rstrip("/").removesuffix(".json")  # b24pysdk calls `/rest/app.info/`
         if name != "app.info":
             return json_response(err.method_not_found().body(), 404)
         params = _request_params()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -23,12 +24,19 @@ from .envelope import json_response
 from .errors import SandboxError
 from .frames import FrameSession
 from .layout import localized
+from .models import DEAL_STAGES, PORTAL_LANGUAGES, STAGE_NAMES
 
 if TYPE_CHECKING:
     from .models import AppCard, Portal
     from .sandbox import Sandbox
 
 USER_COOKIE = "sandbox_user"
+LANG_COOKIE = "sandbox_lang"  # the browser's UI language on the portal page: the LANG the app's frames get
+LANGUAGE_NAMES = {"en": "English", "de": "Deutsch", "ru": "Русский", "ua": "Українська", "kz": "Қазақша",
+                  "by": "Беларуская", "pl": "Polski", "fr": "Français", "es": "Español", "la": "Español (LA)",
+                  "br": "Português (BR)", "it": "Italiano", "tr": "Türkçe", "ja": "日本語", "sc": "中文(简体)",
+                  "tc": "中文(繁體)", "vn": "Tiếng Việt", "id": "Bahasa Indonesia", "ms": "Bahasa Melayu",
+                  "th": "ไทย", "ar": "العربية"}
 STATIC_DIR = Path(__file__).parent / "static"
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "frame-src http://127.0.0.1:* https://127.0.0.1:*; form-action 'self' http://127.0.0.1:* https://127.0.0.1:*")
@@ -41,6 +49,15 @@ def current_user_id(portal: Portal) -> int:
         return int(raw)
     except ValueError:
         return 1
+
+
+def current_lang(portal: Portal) -> str:
+    """The user's UI language: `?sandbox_lang=` or the `sandbox_lang` cookie, if the portal knows it, else the
+    portal's language. It is what Bitrix24 sends as LANG (the user's language, docs/bitrix24-protocol.md §1.2)."""
+    for raw in (request.args.get(LANG_COOKIE), request.cookies.get(LANG_COOKIE)):
+        if raw in PORTAL_LANGUAGES:
+            return str(raw)
+    return portal.language
 
 
 def tab_title(title: str, lang_all: dict[str, Any], lang: str) -> str:
@@ -59,12 +76,22 @@ def create_page_blueprint(sb: Sandbox, this_portal: Callable[[], Portal]) -> Blu
 
     def page(template: str, portal: Portal, **context: Any) -> Response:
         user_id = current_user_id(portal)
+
+        def when(ts: float | None) -> str:
+            """A time on the portal's clock, in its time zone."""
+            return datetime.fromtimestamp(ts, portal.tz).strftime("%d.%m.%Y %H:%M:%S") if ts else ""
+
+        lang = current_lang(portal)
         html = render_template(template, portal=portal, user=portal.users.get(user_id),
-                               users=list(portal.users.values()), apps=list(sb.apps.values()), **context)
+                               users=list(portal.users.values()), apps=list(sb.apps.values()), when=when,
+                               lang=lang, languages=[(code, LANGUAGE_NAMES.get(code, code)) for code in
+                                                     PORTAL_LANGUAGES], **context)
         resp = Response(html, 200, content_type="text/html; charset=utf-8")
         resp.headers["Content-Security-Policy"] = CSP
         if request.args.get(USER_COOKIE):
             resp.set_cookie(USER_COOKIE, str(user_id), samesite="Lax")
+        if request.args.get(LANG_COOKIE) in PORTAL_LANGUAGES:
+            resp.set_cookie(LANG_COOKIE, lang, samesite="Lax")
         return resp
 
     def frame_config(portal: Portal, app: AppCard, session: FrameSession) -> str:
@@ -73,7 +100,7 @@ def create_page_blueprint(sb: Sandbox, this_portal: Callable[[], Portal]) -> Blu
         form = session.form
         init = {"AUTH_ID": form["AUTH_ID"], "REFRESH_ID": form["REFRESH_ID"],
                 "AUTH_EXPIRES": int(form["AUTH_EXPIRES"]),
-                "DOMAIN": portal.domain, "PROTOCOL": 0, "PATH": urlsplit(session.url).path, "LANG": portal.language,
+                "DOMAIN": portal.domain, "PROTOCOL": 0, "PATH": urlsplit(session.url).path, "LANG": session.lang,
                 "MEMBER_ID": portal.member_id, "IS_ADMIN": user.admin, "APP_OPTIONS": {}, "USER_OPTIONS": {},
                 "PLACEMENT": session.placement, "PLACEMENT_OPTIONS": session.options,
                 "INSTALL": session.installer, "FIRST_RUN": inst.installed and user.id not in inst.first_run_done}
@@ -88,14 +115,15 @@ def create_page_blueprint(sb: Sandbox, this_portal: Callable[[], Portal]) -> Blu
         user_id = current_user_id(portal)
         try:
             url, installer = sb.lifecycle.target(portal, app, user_id, placement, handler)
-            session = sb.lifecycle.frame_session(portal, app, user_id, placement, options, url, installer=installer)
+            session = sb.lifecycle.frame_session(portal, app, user_id, placement, options, url, installer=installer,
+                                                 lang=current_lang(portal))
         except SandboxError as exc:
             return None, str(exc)
         return session, None
 
     def badge_view(portal: Portal, deal_id: int) -> dict[str, str] | None:
         badge = sb.deal_badge(portal, deal_id)
-        return sb.badge_display(badge, portal.language) if badge else None
+        return sb.badge_display(badge, current_lang(portal)) if badge else None
 
     def require_same_origin(portal: Portal) -> None:
         origin = request.headers.get("Origin")
@@ -126,10 +154,11 @@ def create_page_blueprint(sb: Sandbox, this_portal: Callable[[], Portal]) -> Blu
     @bp.get("/crm/deal/")
     def kanban() -> Response:
         portal = this_portal()
-        stages: dict[str, list[Any]] = {}
+        stages: dict[str, list[Any]] = {stage: [] for stage in DEAL_STAGES}
         for deal in portal.deals.values():
-            stages.setdefault(deal.stage, []).append((deal, badge_view(portal, deal.id)))
-        return page("kanban.html", portal, stages=stages)
+            stages.setdefault(deal.stage_id, []).append((deal, badge_view(portal, deal.id)))
+        rules = sb.automation_rules(portal)
+        return page("kanban.html", portal, stages=stages, rules=rules, stage_names=STAGE_NAMES)
 
     @bp.get("/crm/deal/details/<int:deal_id>/")
     def deal_card(deal_id: int) -> Response:
@@ -146,9 +175,21 @@ def create_page_blueprint(sb: Sandbox, this_portal: Callable[[], Portal]) -> Blu
             app = sb.apps[active.client_id]
             session, problem = open_frame(portal, app, "CRM_DEAL_DETAIL_TAB", {"ID": str(deal.id)}, active.handler)
             config = frame_config(portal, app, session) if session else None
-        titles = {t.id: tab_title(t.title, t.lang_all, portal.language) for t in tabs}
+        titles = {t.id: tab_title(t.title, t.lang_all, current_lang(portal)) for t in tabs}
         return page("deal.html", portal, deal=deal, badge=badge_view(portal, deal.id), tabs=tabs, active=active,
-                    titles=titles, session=session, problem=problem, frame_config=config)
+                    titles=titles, session=session, problem=problem, frame_config=config, stages=DEAL_STAGES,
+                    stage_names=STAGE_NAMES, timeline=sb.deal_timeline(portal, deal.id),
+                    rules=sb.automation_rules(portal))
+
+    @bp.post("/_portal/deals/<int:deal_id>/stage")
+    def move_deal(deal_id: int) -> WerkzeugResponse:
+        """The "Move to stage…" control of the deal card: the stage's robots run, then the card reloads."""
+        portal = this_portal()
+        require_same_origin(portal)
+        if deal_id not in portal.deals:
+            abort(404)
+        sb.move_deal(portal, deal_id, request.form.get("stage", ""), current_user_id(portal))
+        return redirect(f"/crm/deal/details/{deal_id}/#timeline", 303)
 
     @bp.post("/_portal/apps/<client_id>/install")
     def start_install(client_id: str) -> WerkzeugResponse:
@@ -167,6 +208,21 @@ def create_page_blueprint(sb: Sandbox, this_portal: Callable[[], Portal]) -> Blu
         resp = redirect(target, 303)
         if user_id in portal.users:
             resp.set_cookie(USER_COOKIE, str(user_id), samesite="Lax")
+        return resp
+
+    @bp.get("/_portal/lang")
+    def switch_language() -> WerkzeugResponse:
+        """The language switch of the top bar: the browser's UI language, kept in a cookie."""
+        this_portal()  # a portal's address only
+        target = request.args.get("next", "/")
+        if not target.startswith("/") or target.startswith("//"):
+            target = "/"
+        resp = redirect(target, 303)
+        lang = request.args.get("lang", "")
+        if lang in PORTAL_LANGUAGES:
+            resp.set_cookie(LANG_COOKIE, lang, samesite="Lax")
+        elif lang == "":  # back to the portal's language
+            resp.delete_cookie(LANG_COOKIE)
         return resp
 
     @bp.get("/_portal/static/<path:filename>")
@@ -191,7 +247,7 @@ def create_page_blueprint(sb: Sandbox, this_portal: Callable[[], Portal]) -> Blu
         portal = this_portal()
         require_same_origin(portal)
         session = session_for(portal, app_sid)
-        return json_response(sb.frame_auth(portal, session.user_id, session.client_id))
+        return json_response(sb.frame_auth(portal, session.user_id, session.client_id, session.lang or None))
 
     @bp.post("/_portal/frame/<app_sid>/install-finish")
     def install_finish(app_sid: str) -> Response:

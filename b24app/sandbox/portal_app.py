@@ -1,7 +1,7 @@
 """The WSGI app every portal port runs: `/rest/...`, `/oauth/authorize/`, and the portal page.
 
-The portal is chosen by the local port the request arrived on. A port left behind by a rename
-answers 302 to the same path and query on the portal's new address (docs/bitrix24-protocol.md §3.1).
+The portal is chosen by the local address (host and port) the request arrived on. An address left
+behind by a rename answers 302 to the same path and query on the portal's new address (docs/bitrix24-protocol.md §3.1).
 """
 from __future__ import annotations
 
@@ -58,15 +58,20 @@ def create_portal_app(sb: Sandbox) -> Flask:
     app = Flask(__name__, template_folder="templates", static_folder=None)
     dispatcher = Dispatcher(sb)
 
+    def routed() -> tuple[str, Portal | None]:
+        """The portal is chosen by the local address the request arrived on."""
+        environ = request.environ
+        return sb.route(str(environ.get("SERVER_NAME", "")), int(environ.get("SERVER_PORT", 0)))
+
     def this_portal() -> Portal:
-        kind, portal = sb.route(int(request.environ.get("SERVER_PORT", 0)))
+        kind, portal = routed()
         if portal is None or kind != "portal":
-            raise SandboxError("no portal on this port")
+            raise SandboxError("no portal on this address")
         return portal
 
     @app.before_request
     def follow_rename() -> Response | None:
-        kind, portal = sb.route(int(request.environ.get("SERVER_PORT", 0)))
+        kind, portal = routed()
         if portal is None:
             return json_response({"error": "PORTAL_DELETED", "error_description": "Portal was deleted"}, 404)
         if kind == "moved":

@@ -3,7 +3,7 @@ execution and the envelope. Pure logic over the `Sandbox` state; the HTTP view l
 `portal_app.py`.
 
 Order of checks for one HTTP request: leaky bucket (503) -> authentication (401) -> method lookup
-(404) and scope (403) -> injected fault -> operating-time limit (429) -> the method itself.
+(404) and scope (403 for an app, 401 for a webhook) -> injected fault -> operating-time limit (429) -> the method.
 """
 from __future__ import annotations
 
@@ -85,7 +85,7 @@ class Dispatcher:
         user_id, code = webhook
         hook = portal.webhooks.get(code)
         if hook is None or str(hook.user_id) != user_id:
-            raise err.no_auth_found()
+            raise err.invalid_credentials()
         user = portal.users.get(hook.user_id)
         if user is None or not user.active:
             raise err.authorization_error()
@@ -100,7 +100,7 @@ class Dispatcher:
         if spec is None:
             return Outcome(error=err.method_not_found())
         if not spec.allowed(ctx.scopes):
-            return Outcome(error=err.insufficient_scope())
+            return Outcome(error=err.insufficient_scope(webhook=ctx.webhook is not None, in_batch=in_batch))
         fault = self.sb.faults.take(member, method)
         apply_then_500 = False
         if fault is not None:
@@ -140,7 +140,7 @@ class Dispatcher:
         if method != "batch":
             operating.record(key, elapsed, ctx.now)
         outcome.time = time_block(ctx.now, ctx.now + elapsed, elapsed,
-                                  operating.used(key, ctx.now), operating.reset_at(key, ctx.now))
+                                  operating.used(key, ctx.now), operating.reset_at(key, ctx.now), ctx.portal.tz)
         if apply_then_500:
             ctx.force_500 = True
         return outcome

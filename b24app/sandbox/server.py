@@ -1,11 +1,11 @@
-"""Sockets: every listening port of the sandbox served by ONE accept loop.
+"""Sockets: every listening address of the sandbox served by ONE accept loop.
 
-Up to ~1,000 portals each listen on their own 127.0.0.1 port, so there is no thread per listening
-socket. A single `selectors` loop accepts connections and watches idle keep-alive connections; when
-one becomes readable a pooled worker thread serves exactly one HTTP/1.1 request on it, then hands
-the connection back to the loop. WSGI apps run through a request handler derived from werkzeug's
-(its environ building is reused; its run loop is replaced because werkzeug's own always closes the
-connection, and we want keep-alive).
+Up to ~1,000 portals each listen on their own address (a 127.0.0.1 port, or a loopback address of
+their own on port 80), so there is no thread per listening socket. A single `selectors` loop accepts
+connections and watches idle keep-alive connections; when one becomes readable a pooled worker
+thread serves exactly one HTTP/1.1 request on it, then hands the connection back to the loop. WSGI
+apps run through a request handler derived from werkzeug's (its environ building is reused; its run
+loop is replaced because werkzeug's own always closes the connection, and we want keep-alive).
 """
 from __future__ import annotations
 
@@ -148,6 +148,7 @@ class _Listener:
     def __init__(self, sock: socket.socket, port: int, app: WSGIApp, host: str) -> None:
         self.sock = sock
         self.port = port
+        self.address = (host, port)
         self.app = app
         self.info = _ServerInfo(host, port)
 
@@ -155,7 +156,7 @@ class _Listener:
 class _Conn:
     def __init__(self, sock: socket.socket, addr: Any, listener: _Listener) -> None:
         self.sock = sock
-        self.port = listener.port
+        self.address = listener.address
         self.handler = _Handler(sock, addr, listener.info, listener.app)
         self.idle_since = time.monotonic()
 
@@ -194,7 +195,7 @@ class HttpServer:
         self._wake_w.setblocking(False)
         self._sel.register(self._wake_r, selectors.EVENT_READ, None)
         self._ops: collections.deque[Callable[[], None]] = collections.deque()
-        self._listeners: dict[int, _Listener] = {}
+        self._listeners: dict[tuple[str, int], _Listener] = {}
         self._idle: dict[int, _Conn] = {}
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="sandbox-http")
         self._stopping = threading.Event()
@@ -202,25 +203,27 @@ class HttpServer:
         self._thread.start()
 
     # -- public -----------------------------------------------------------------------------------
-    def listen(self, app: WSGIApp, port: int = 0) -> int:
-        """Open a listening socket on 127.0.0.1 (ephemeral port by default); return its port."""
+    def listen(self, app: WSGIApp, port: int = 0, host: str | None = None) -> int:
+        """Open a listening socket on `host` (default 127.0.0.1), ephemeral port by default; return its port."""
+        address = host or self.host
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind((self.host, port))
+            sock.bind((address, port))
             sock.listen(1024)
         except OSError:
             sock.close()
             raise
         sock.setblocking(False)
         bound = sock.getsockname()[1]
-        listener = _Listener(sock, bound, app, self.host)
+        listener = _Listener(sock, bound, app, address)
         self._in_loop(lambda: self._add_listener(listener))
         return bound
 
-    def close_port(self, port: int) -> None:
-        """Stop listening on a port and close its idle connections."""
-        self._in_loop(lambda: self._remove_listener(port))
+    def close_port(self, port: int, host: str | None = None) -> None:
+        """Stop listening on an address and close its idle connections."""
+        address = (host or self.host, port)
+        self._in_loop(lambda: self._remove_listener(address))
 
     def stop(self) -> None:
         if self._stopping.is_set():
@@ -255,16 +258,16 @@ class HttpServer:
             self._wake_w.send(b"\0")
 
     def _add_listener(self, listener: _Listener) -> None:
-        self._listeners[listener.port] = listener
+        self._listeners[listener.address] = listener
         self._sel.register(listener.sock, selectors.EVENT_READ, listener)
 
-    def _remove_listener(self, port: int) -> None:
-        listener = self._listeners.pop(port, None)
+    def _remove_listener(self, address: tuple[str, int]) -> None:
+        listener = self._listeners.pop(address, None)
         if listener is not None:
             self._sel.unregister(listener.sock)
             listener.sock.close()
         for fd, conn in list(self._idle.items()):
-            if conn.port == port:
+            if conn.address == address:
                 self._sel.unregister(conn.sock)
                 del self._idle[fd]
                 conn.close()

@@ -1,7 +1,8 @@
 """OAuth tokens as the Bitrix24 OAuth server keeps them (docs/bitrix24-protocol.md §2).
 
 Access tokens live 3600 s, authorization codes 30 s, refresh tokens 180 days. A refresh token is
-single-use: redeeming it kills it *and* the access token issued together with it. Each install,
+single-use: redeeming it kills it and, unless the portal's `refresh_revokes_access` setting is off,
+the access token issued together with it. Each install,
 frame open, event or authorization starts a new, independent chain. Not thread-safe by itself:
 the `Sandbox` lock guards it.
 """
@@ -83,8 +84,12 @@ class TokenStore:
         self.codes[code.code] = code
         return code
 
-    def redeem_refresh(self, token: str, client_id: str, now: float) -> RefreshToken | None:
-        """Consume a refresh token; None if unknown, used, revoked, expired or not this client's."""
+    def redeem_refresh(self, token: str, client_id: str, now: float, *,
+                       revoke_access: bool = True) -> RefreshToken | None:
+        """Consume a refresh token; None if unknown, used, revoked, expired or not this client's.
+
+        `revoke_access` kills the access token issued with it (the legacy docs); without it that token
+        lives out its hour (what clients that refresh without saving expect, docs/bitrix24-protocol.md §2.3)."""
         record = self.refresh.get(token)
         if record is None or record.used or record.revoked or record.client_id != client_id:
             return None
@@ -92,7 +97,7 @@ class TokenStore:
             return None
         record.used = True
         sibling = self.access.get(record.access_token)
-        if sibling is not None:
+        if sibling is not None and revoke_access:
             sibling.revoked = True
         return record
 
@@ -144,6 +149,19 @@ class TokenStore:
                 rec.revoked = True
                 count += 1
         return count
+
+    def restore(self, access: list[AccessToken], refresh: list[RefreshToken], codes: list[AuthCode],
+                issued: int) -> None:
+        """Take back saved tokens (a restarted sandbox, persist.py); the per-install index is rebuilt."""
+        for token in access:
+            self.access[token.token] = token
+            self.by_install.setdefault((token.client_id, token.member_id), []).append(token.token)
+        for chain in refresh:
+            self.refresh[chain.token] = chain
+            self.by_install.setdefault((chain.client_id, chain.member_id), []).append(chain.token)
+        for code in codes:
+            self.codes[code.code] = code
+        self.issued = max(self.issued, issued)
 
     def forget_install(self, client_id: str, member_id: str) -> None:
         """Uninstall: every token of the app on that portal becomes unknown (invalid_token)."""

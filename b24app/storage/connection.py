@@ -21,6 +21,7 @@ from typing import Any, cast
 import redis
 from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.cluster import RedisCluster
+from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
@@ -28,6 +29,8 @@ from ..config import SENTINEL_SCHEME, parse_sentinel_url
 
 log = logging.getLogger(__name__)
 
+# What a Redis outage raises: a cluster client's own errors are not RedisErrors (docs/DESIGN.md §10).
+OUTAGES: tuple[type[Exception], ...] = (redis.RedisError, RedisClusterException)
 SOCKET_TIMEOUT = 1.0
 PROBE_TIMEOUT = 0.5
 

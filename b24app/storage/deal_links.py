@@ -1,4 +1,4 @@
-"""Which configurable activity shows this app's badge on a deal: `b24:deal:{MEMBER}:ID` (storage/keys.py).
+"""Which configurable activity shows this app's badge on a deal: `b24:deals:{MEMBER}` (storage/keys.py).
 
 Bitrix24 cannot be asked "which activity of this app is open on deal N" cheaply, so the app remembers
 the activity it created, per portal and deal, and serialises changes of one deal's badge with a lock.
@@ -34,18 +34,43 @@ class DealLinks:
                     thread_local=False)
 
     def get(self, member_id: str, deal_id: int) -> DealLink | None:
-        raw = self._redis.get(keys.deal(member_id, deal_id))
-        try:
-            stored = json.loads(raw) if raw else {}
-        except ValueError:
-            stored = {}
-        activity_id = to_int(stored.get("activity_id")) if isinstance(stored, dict) else None
-        if activity_id is None:
-            return None
-        return DealLink(activity_id, str(stored.get("code", "")))
+        raw = self._redis.hget(keys.deals(member_id), str(deal_id))
+        if raw is None:
+            return self._move_legacy(member_id, deal_id)
+        return _parse(raw)
 
     def remember(self, member_id: str, deal_id: int, activity_id: int, code: str) -> None:
-        self._redis.set(keys.deal(member_id, deal_id), json.dumps({"activity_id": activity_id, "code": code}))
+        self._redis.hset(keys.deals(member_id), str(deal_id), json.dumps({"activity_id": activity_id, "code": code}))
 
     def forget(self, member_id: str, deal_id: int) -> None:
-        self._redis.delete(keys.deal(member_id, deal_id))
+        self._redis.hdel(keys.deals(member_id), str(deal_id))
+        self._redis.delete(keys.legacy_deal(member_id, deal_id))
+
+    def showing(self, member_id: str, code: str, limit: int = 50) -> list[int]:
+        """The deals this app shows `code` on (at most `limit`, lowest ids first), as remembered."""
+        found = []
+        for field, raw in self._redis.hscan_iter(keys.deals(member_id), count=500):
+            link = _parse(raw)
+            deal_id = to_int(field)
+            if link is not None and link.code == code and deal_id is not None:
+                found.append(deal_id)
+        return sorted(found)[:limit]
+
+    def _move_legacy(self, member_id: str, deal_id: int) -> DealLink | None:
+        legacy = keys.legacy_deal(member_id, deal_id)
+        link = _parse(self._redis.get(legacy))
+        if link is not None:
+            self.remember(member_id, deal_id, link.activity_id, link.code)
+            self._redis.delete(legacy)
+        return link
+
+
+def _parse(raw: bytes | str | None) -> DealLink | None:
+    try:
+        stored = json.loads(raw) if raw else {}
+    except ValueError:
+        stored = {}
+    activity_id = to_int(stored.get("activity_id")) if isinstance(stored, dict) else None
+    if activity_id is None:
+        return None
+    return DealLink(activity_id, str(stored.get("code", "")))

@@ -108,11 +108,9 @@ class EmbeddedRedis:
         log.info("embedded redis stopped")
 
     def stop_at_exit(self) -> None:
-        """Stop the server when this process ends, including on SIGTERM (which skips atexit by default)."""
+        """Stop the server when this process ends; see `exit_cleanly_on_sigterm` for SIGTERM."""
         atexit.register(self.stop)
-        if threading.current_thread() is threading.main_thread() and \
-                signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
-            signal.signal(signal.SIGTERM, lambda _sig, _frame: sys.exit(0))
+        exit_cleanly_on_sigterm()
 
     def _client(self, timeout: float) -> redis.Redis:
         return redis.Redis(unix_socket_path=str(self.socket_path), socket_timeout=timeout,
@@ -125,6 +123,14 @@ class EmbeddedRedis:
             return bool(self._client(timeout=1).ping())
         except (redis.RedisError, OSError):
             return False
+
+
+def exit_cleanly_on_sigterm() -> None:
+    """SIGTERM skips atexit by default: make it a normal exit. Only the main thread may set a handler, so
+    the app factory calls this up front; the server itself may be started later, from any thread."""
+    if threading.current_thread() is threading.main_thread() and \
+            signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+        signal.signal(signal.SIGTERM, lambda _sig, _frame: sys.exit(0))
 
 
 def ensure_embedded(data_dir: Path, environ: MutableMapping[str, str] = os.environ) -> EmbeddedRedis | None:

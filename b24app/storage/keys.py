@@ -12,8 +12,9 @@ used in single-key commands; the list of portals is a SCAN for PORTAL_PATTERN ov
 | `b24:rate:{M}` | string | the request bucket's theoretical arrival time (bitrix/limiter.py) |
 | `b24:op:{M}` | hash | operating time per method (bitrix/limiter.py) |
 | `b24:cache:{M}:badges` | hash | the cached badge list and its generation (storage/badge_cache.py) |
-| `b24:deal:{M}:ID` | string | the activity that shows a badge on deal ID (storage/deal_links.py) |
+| `b24:deals:{M}` | hash | deal ID → the activity that shows a badge on it, and the code (storage/deal_links.py) |
 | `b24:deal:{M}:ID:lock` | string | serialises changes of that deal's badge |
+| `b24:robot:{M}:SHA256` | string | one robot run (workflow_id + event_token): its state and outcome (robot_runs.py) |
 | `b24:idem:{M}:SHA256` | hash | an `Idempotency-Key` and its result (storage/idempotency.py) |
 | `b24:state:{M}:NONCE` | string | a single-use OAuth `state` (portals/authorization.py) |
 | `b24:reauth:SHA256` | string | a one-time re-authorization link → member_id (portals/authorization.py) |
@@ -58,12 +59,22 @@ def badge_cache(member_id: str) -> str:
     return f"b24:cache:{_tag(member_id)}:badges"
 
 
-def deal(member_id: str, deal_id: int) -> str:
+def deals(member_id: str) -> str:
+    """One hash per portal, so "which deals show code X" reads one key, never the keyspace."""
+    return f"b24:deals:{_tag(member_id)}"
+
+
+def legacy_deal(member_id: str, deal_id: int) -> str:
+    """Where earlier releases kept one deal's link; read once and moved into `deals`."""
     return f"b24:deal:{_tag(member_id)}:{deal_id}"
 
 
 def deal_lock(member_id: str, deal_id: int) -> str:
-    return f"{deal(member_id, deal_id)}:lock"
+    return f"{legacy_deal(member_id, deal_id)}:lock"
+
+
+def robot_run(member_id: str, digest: str) -> str:
+    return f"b24:robot:{_tag(member_id)}:{digest}"
 
 
 def idempotency(member_id: str, digest: str) -> str:
@@ -94,7 +105,8 @@ def user_patterns(member_id: str) -> tuple[str, ...]:
 def purge_patterns(member_id: str) -> tuple[str, ...]:
     """SCAN patterns of everything kept for a portal besides its record and the global indexes."""
     tag = _glob_escape(_tag(member_id))
-    return (f"b24:cache:{tag}*", f"b24:deal:{tag}*", f"b24:idem:{tag}*", f"b24:state:{tag}*",
+    return (f"b24:cache:{tag}*", f"b24:deal:{tag}*", f"b24:deals:{tag}", f"b24:idem:{tag}*", f"b24:robot:{tag}*",
+            f"b24:state:{tag}*",
             f"b24:op:{tag}", f"b24:rate:{tag}", f"b24:lock:{tag}", *user_patterns(member_id))
 
 

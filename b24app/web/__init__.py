@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from flask import Flask
 
-from . import api, edge, errors, events, frame, health, install, metrics
+from . import api, edge, errors, events, frame, health, home, install, metrics, robots
 
 
 def init_app(app: Flask) -> None:
     edge.init_app(app)
     metrics.init_app(app)
     errors.init_app(app)
-    for module in (health, install, events, frame, api, metrics):
+    for module in (home, health, install, events, robots, frame, api, metrics):
         app.register_blueprint(module.bp)

@@ -6,16 +6,17 @@ POSTs honour `Idempotency-Key`: a retry returns the first result without calling
 """
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
 from ..badges.rules import validate_code
-from ..badges.service import BadgeNotFound
+from ..badges.service import BadgeInUse
 from ..bitrix.client import PortalClient
-from ..errors import AppError, BadRequest, Forbidden, InvalidInput, NoSession
+from ..errors import AppError, BadRequest, Forbidden, InvalidInput, NoSession, UserTokenExpired
 from ..portals.frames import FrameRequest
 from ..portals.sessions import Session
 from ..storage.idempotency import (
@@ -39,12 +40,16 @@ def session_required(*, admin: bool = False) -> Callable[[Callable[..., Any]], C
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+            scheme, _, token = request.environ.get("HTTP_AUTHORIZATION", "").partition(" ")  # the header
             if scheme.lower() != "bearer" or not token.strip():
                 raise NoSession("Send the session token as `Authorization: Bearer <token>`.")
             found = portal_services()
             session = found.sessions.verify(token.strip())
-            if admin and not (session.is_admin and found.admins.still_admin(session.member_id, session.user_id)):
+            if not admin:
+                return view(session, *args, **kwargs)
+            if not session.is_admin:
+                raise Forbidden("Only a portal administrator can do this.")
+            if not found.admins.still_admin(session.member_id, session.user_id):
                 raise Forbidden("Only a portal administrator can do this.")
             return view(session, *args, **kwargs)
         return wrapper
@@ -55,7 +60,7 @@ def idempotent(view: Callable[..., Any]) -> Callable[..., Any]:
     """Honour `Idempotency-Key`: replay the stored first result of the same request, per portal."""
     @functools.wraps(view)
     def wrapper(session: Session, *args: Any, **kwargs: Any) -> Any:
-        raw_key = request.headers.get("Idempotency-Key")
+        raw_key = request.environ.get("HTTP_IDEMPOTENCY_KEY")  # the Idempotency-Key header
         if raw_key is None:
             return view(session, *args, **kwargs)
         try:
@@ -80,7 +85,7 @@ def idempotent(view: Callable[..., Any]) -> Callable[..., Any]:
             response = view(session, *args, **kwargs)
         except AppError as exc:
             status, code, description, extra, _headers = describe(exc)
-            if status >= 500:  # transient: let the retry run again
+            if status >= 500 or status == 401:  # transient, or the session must be renewed: let the retry run
                 store.abandon(session.member_id, key, token=outcome.token)
             else:
                 store.complete(session.member_id, key, status,
@@ -161,25 +166,75 @@ def get_badge(session: Session, raw_code: str) -> Response:
 def create_badge(session: Session) -> tuple[Response, int]:
     badges = services().badges
     badge = badges.validate(_json_body())
-    return jsonify(badge=badges.create(_portal(session), badge)), 201
+    created = badges.create(_portal(session), badge)
+    _catalogue_changed(session)
+    return jsonify(badge=created), 201
 
 
 @bp.post("/badges/import")
 @session_required(admin=True)
 @idempotent
 def import_badges(session: Session) -> tuple[Response, int]:
-    return jsonify(results=services().badges.import_many(_portal(session), _json_body().get("badges"))), 200
+    results = services().badges.import_many(_portal(session), _json_body().get("badges"))
+    if any(result.get("ok") for result in results):
+        _catalogue_changed(session)
+    return jsonify(results=results), 200
+
+
+@bp.put("/badges/<raw_code>")
+@session_required(admin=True)
+@idempotent
+def replace_badge(session: Session, raw_code: str) -> tuple[Response, int]:
+    """New texts or type for a badge: delete and add, as Bitrix24 cannot edit one (badges/service.py)."""
+    code = _code(raw_code)
+    body = _json_body()
+    badges = services().badges
+    badge = badges.validate({"code": code, **body})
+    if badge.code != code:
+        raise InvalidInput("A replacement keeps the badge's code; to change it, create a new badge.",
+                           fields={"code": f"Must be {code}, the code in the URL."})
+    with _naming_deals(session, code):
+        replaced = badges.replace(_portal(session), badge)
+    _catalogue_changed(session)
+    return jsonify(badge=replaced), 200
 
 
 @bp.delete("/badges/<raw_code>")
 @session_required(admin=True)
 def delete_badge(session: Session, raw_code: str) -> tuple[str, int]:
-    services().badges.delete(_portal(session), _code(raw_code))
+    code = _code(raw_code)
+    with _naming_deals(session, code):
+        services().badges.delete(_portal(session), code)
+    _catalogue_changed(session)
     return "", 204
 
 
+def _catalogue_changed(session: Session) -> None:
+    """The robot's badge select is a snapshot of the catalogue: register it again (portals/binding.py)."""
+    portal_services().binder.robots_later(session.member_id)
+
+
+@contextlib.contextmanager
+def _naming_deals(session: Session, code: str) -> Iterator[None]:
+    """A badge deals still show cannot go: the answer names the deals this app put it on."""
+    try:
+        yield
+    except BadgeInUse as exc:
+        raise BadgeInUse(exc.description, deals=services().deals.showing(session.member_id, code)) from exc
+
+
+def _as_user(session: Session) -> PortalClient:
+    """The portal called with the session user's own token, so that Bitrix24's permissions decide
+    (docs/DESIGN.md §4: setting a deal's badge is anyone's who may edit the deal)."""
+    found = portal_services()
+    token = found.users.token(session.member_id, session.user_id)
+    if token is None:
+        raise UserTokenExpired("Your authorization in Bitrix24 is no longer at hand; the page renews it.")
+    return found.clients.for_user(session.member_id, token)
+
+
 @bp.post("/deals/<raw_deal_id>/badge")
-@session_required(admin=True)
+@session_required()
 @idempotent
 def show_deal_badge(session: Session, raw_deal_id: str) -> tuple[Response, int]:
     deal_id = _deal_id(raw_deal_id)
@@ -187,24 +242,35 @@ def show_deal_badge(session: Session, raw_deal_id: str) -> tuple[Response, int]:
     code = body.get("code")
     if not isinstance(code, str):
         raise InvalidInput("Give the code of the badge to show.", fields={"code": "Required."})
-    shown = services().deals.show(_portal(session), deal_id, _code(code), user_id=session.user_id,
+    shown = services().deals.show(_as_user(session), deal_id, _code(code), user_id=session.user_id,
                                   lang=str(body.get("lang", "en"))[:5])
-    return jsonify(deal_id=shown.deal_id, code=shown.code, activity_id=shown.activity_id), 201 if shown.created else 200
+    return _deal_badge(deal_id, shown.code, shown.activity_id), 201 if shown.created else 200
+
+
+def _deal_badge(deal_id: int, code: str | None, activity_id: int | None) -> Response:
+    """The DealBadge shape: flat fields for old readers, `badge` null or the pair."""
+    badge = None if code is None else {"code": code, "activity_id": activity_id}
+    return jsonify(deal_id=deal_id, code=code, activity_id=activity_id, badge=badge)
 
 
 @bp.get("/deals/<raw_deal_id>/badge")
 @session_required()
 def get_deal_badge(session: Session, raw_deal_id: str) -> Response:
-    shown = services().deals.shown(session.member_id, _deal_id(raw_deal_id))
+    """What this app shows on the deal; a deal without one is not an error but `"badge": null`.
+
+    Opening a deal is the common case, and a 404 there is logged by the browser as a failure.
+    """
+    deal_id = _deal_id(raw_deal_id)
+    shown = services().deals.shown(session.member_id, deal_id)
     if shown is None:
-        raise BadgeNotFound("This app shows no badge on that deal.")
-    return jsonify(deal_id=shown.deal_id, code=shown.code, activity_id=shown.activity_id)
+        return _deal_badge(deal_id, None, None)
+    return _deal_badge(deal_id, shown.code, shown.activity_id)
 
 
 @bp.delete("/deals/<raw_deal_id>/badge")
-@session_required(admin=True)
+@session_required()
 def clear_deal_badge(session: Session, raw_deal_id: str) -> tuple[str, int]:
-    services().deals.clear(_portal(session), _deal_id(raw_deal_id))
+    services().deals.clear(_as_user(session), _deal_id(raw_deal_id))
     return "", 204
 
 

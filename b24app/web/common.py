@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Flask, Response, current_app, make_response, render_template
 
-from ..container import PortalServices, Services
+from ..container import PortalServices, Services, ServicesOnDemand
 from ..errors import ConfigIncomplete
 
 EXTENSION = "b24"
@@ -12,8 +12,8 @@ FRAME_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src '
 
 
 def services(app: Flask | None = None) -> Services:
-    found: Services = (app or current_app).extensions[EXTENSION]
-    return found
+    holder: ServicesOnDemand = (app or current_app).extensions[EXTENSION]
+    return holder.get()
 
 
 def portal_services(app: Flask | None = None) -> PortalServices:

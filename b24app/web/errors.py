@@ -92,6 +92,8 @@ def describe(exc: AppError) -> tuple[int, str, str, dict[str, Any], dict[str, st
         code, description = PortalNeedsReauth.code, exc.message
     elif isinstance(exc, b24.B24Error):
         description = exc.message
+    elif isinstance(exc, BadgeInUse):
+        extra["deals"] = exc.deals
     elif isinstance(exc, Unverified):
         description = description[:1].upper() + description[1:] + ("" if description.endswith(".") else ".")
     if isinstance(exc, NoSession):

@@ -121,6 +121,13 @@ def _text_schema(name: str) -> dict[str, Any]:
 
 
 def _schemas() -> dict[str, Any]:
+    schemas = _base_schemas()
+    replacement = dict(schemas["BadgeInput"], required=["title", "value", "type"],
+                       description="As BadgeInput; `code` may be left out, and if given must be the URL's.")
+    return {**schemas, "BadgeReplacement": replacement}
+
+
+def _base_schemas() -> dict[str, Any]:
     return {
         "Error": {
             "type": "object", "required": ["error", "error_description"],
@@ -130,6 +137,8 @@ def _schemas() -> dict[str, Any]:
                 "fields": {"type": "object", "additionalProperties": {"type": "string"},
                            "description": "VALIDATION_ERROR: one message per offending field (`title.de`, …)."},
                 "request_id": {"type": ["string", "null"], "description": "Only on 500: quote it when reporting."},
+                "deals": {"type": "array", "items": {"type": "integer"},
+                          "description": "ENTITY_WITH_BADGE_EXISTS: the deals this app shows the badge on."},
             },
         },
         "BadgeInput": {
@@ -137,7 +146,7 @@ def _schemas() -> dict[str, Any]:
             "properties": {
                 "code": {"type": "string", "minLength": 1, "maxLength": MAX_CODE_LENGTH, "pattern": CODE_PATTERN,
                          "description": "Letters, digits and _, starting with a letter (the app's B24_BADGE_PREFIX "
-                                        "counts towards the 30 characters)."},
+                                        f"counts towards the {MAX_CODE_LENGTH} characters)."},
                 "title": _text_schema("title"),
                 "value": _text_schema("value"),
                 "type": {"type": "string", "enum": list(BADGE_TYPES)},
@@ -166,9 +175,13 @@ def _schemas() -> dict[str, Any]:
             },
         },
         "DealBadge": {
-            "type": "object", "required": ["deal_id", "code", "activity_id"],
-            "properties": {"deal_id": {"type": "integer"}, "code": {"type": "string"},
-                           "activity_id": {"type": "integer"}},
+            "type": "object", "required": ["deal_id", "code", "activity_id", "badge"],
+            "properties": {"deal_id": {"type": "integer"}, "code": {"type": ["string", "null"]},
+                           "activity_id": {"type": ["integer", "null"]},
+                           "badge": {"oneOf": [
+                               {"type": "null"},
+                               {"type": "object", "required": ["code", "activity_id"],
+                                "properties": {"code": {"type": "string"}, "activity_id": {"type": "integer"}}}]}},
         },
         "SessionRequest": {
             "type": "object", "required": ["AUTH_ID", "member_id", "DOMAIN"],
@@ -269,22 +282,37 @@ def _document() -> dict[str, Any]:
                     {"type": "object", "required": ["badge"], "properties": badge_ok})},
                  "400": _error("The code is malformed.", "VALIDATION_ERROR")},
                 not_found, reads)),
+            "put": _op("replaceBadge", "Give a badge new texts or type (admins)",
+                       params=[_CODE_PARAM, _IDEMPOTENCY_KEY],
+                       description="Bitrix24 cannot edit a badge, so this deletes it and adds it again: refused "
+                                   "while deals show it, and if the portal refuses the new badge the old one is put "
+                                   "back. `code` may be left out; if given it must be the URL's.",
+                       body={"required": True, "content": _json(_ref("BadgeReplacement"))},
+                       responses=_merge(
+                           {"200": {"description": "Replaced (or unchanged, when nothing differed).",
+                                    "content": _json({"type": "object", "required": ["badge"],
+                                                      "properties": badge_ok})},
+                            "409": _error("Deals still show this badge: `deals` lists those this app put it on; "
+                                          "nothing changed.", "ENTITY_WITH_BADGE_EXISTS", "NEEDS_REAUTH")},
+                           bad_input, not_found, _IDEMPOTENCY_ERRORS, writes, _BODY_ERRORS)),
             "delete": _op("deleteBadge", "Delete a badge (admins)", params=[_CODE_PARAM], responses=_merge(
                 {"204": {"description": "Deleted."},
                  "400": _error("The code is malformed.", "VALIDATION_ERROR"),
-                 "409": _error("Deals still show this badge.", "ENTITY_WITH_BADGE_EXISTS", "NEEDS_REAUTH")},
+                 "409": _error("Deals still show this badge: `deals` lists those this app put it on.",
+                               "ENTITY_WITH_BADGE_EXISTS", "NEEDS_REAUTH")},
                 not_found, writes)),
         },
         "/deals/{deal_id}/badge": {
             "get": _op("getDealBadge", "The badge this app shows on a deal", tags=("deals",), params=[_DEAL_PARAM],
-                       responses=_merge({"200": deal_shape,
-                                         "400": _error("The deal id is not a positive integer.", "VALIDATION_ERROR"),
-                                         "404": _error("This app shows no badge on that deal.", "NOT_FOUND")},
+                       responses=_merge({"200": {**deal_shape, "description": "What the app shows; `code`, "
+                                                 "`activity_id` and `badge` are null when it shows none."},
+                                         "400": _error("The deal id is not a positive integer.", "VALIDATION_ERROR")},
                                         reads)),
-            "post": _op("showDealBadge", "Show a badge on a deal's kanban card (admins)", tags=("deals",),
+            "post": _op("showDealBadge", "Show a badge on a deal's kanban card", tags=("deals",),
                         params=[_DEAL_PARAM, _IDEMPOTENCY_KEY],
                         description="Through one open `crm.activity.configurable.add` activity (badgeCode) per "
-                                    "deal; switching badges updates it.",
+                                    "deal; switching badges updates it. Done with the session user's own "
+                                    "Bitrix24 authorization: whoever may edit the deal may do it.",
                         body={"required": True, "content": _json({
                             "type": "object", "required": ["code"],
                             "properties": {"code": {"type": "string", "maxLength": MAX_CODE_LENGTH,
@@ -297,7 +325,7 @@ def _document() -> dict[str, Any]:
                              "400": _error("Bad deal id, code or body.", "VALIDATION_ERROR", "BAD_REQUEST"),
                              "404": _error("No such badge on this portal.", "NOT_FOUND")},
                             _IDEMPOTENCY_ERRORS, writes, _BODY_ERRORS)),
-            "delete": _op("clearDealBadge", "Clear the badge this app shows on a deal (admins)", tags=("deals",),
+            "delete": _op("clearDealBadge", "Clear the badge this app shows on a deal", tags=("deals",),
                           params=[_DEAL_PARAM], responses=_merge(
                               {"204": {"description": "Cleared (also when nothing was shown)."},
                                "400": _error("The deal id is not a positive integer.", "VALIDATION_ERROR")},

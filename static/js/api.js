@@ -15,13 +15,14 @@ const RENEW_MARGIN_MS = 120 * 1000;
 const MIN_DELAY_MS = 5 * 1000;
 
 export class ApiError extends Error {
-  constructor({ status = 0, code = "NETWORK_ERROR", description = "", fields = null, retryAfter = null }) {
+  constructor({ status = 0, code = "NETWORK_ERROR", description = "", fields = null, retryAfter = null, deals = null }) {
     super(description || code);
     this.status = status;
     this.code = code;
     this.description = description;
     this.fields = fields;
     this.retryAfter = retryAfter;
+    this.deals = deals; // ENTITY_WITH_BADGE_EXISTS: the deals this app knows to show the badge ([] = unknown ones)
   }
 
   /** The portal's authorization is gone: the app-level re-authorization message applies. */
@@ -34,6 +35,31 @@ export function newIdempotencyKey() {
   if (globalThis.crypto && typeof crypto.randomUUID === "function") return crypto.randomUUID();
   const bytes = crypto.getRandomValues(new Uint8Array(16));
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Worth sending again a moment later: the portal or the app is busy, or the network dropped the call. */
+export function isTransient(error) {
+  return error.status === 503 || error.status === 429 || error.status === 0 || error.code === "REQUEST_IN_PROGRESS";
+}
+
+/**
+ * `send()` until it succeeds, at most `attempts` times, after a transient failure waiting for the
+ * server's Retry-After (else 2 s, 4 s, …; at most 30 s); `onWait(seconds)` says so first. Only for
+ * requests that may be repeated (a DELETE, or a write with the same Idempotency-Key).
+ */
+export async function retrying(send, { attempts = 3, onWait = () => {} } = {}) {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await send();
+    } catch (error) {
+      if (!isTransient(error) || attempt >= attempts) throw error;
+      const wait = Math.min(30, error.retryAfter || attempt * 2);
+      onWait(wait);
+      await sleep(wait * 1000);
+    }
+  }
 }
 
 export class Api {
@@ -148,6 +174,10 @@ export class Api {
     return this.request("POST", path, { body, idempotencyKey });
   }
 
+  put(path, body, idempotencyKey) {
+    return this.request("PUT", path, { body, idempotencyKey });
+  }
+
   delete(path) {
     return this.request("DELETE", path);
   }
@@ -169,5 +199,6 @@ function toError(response, data) {
     description: (data && data.error_description) || response.statusText || "",
     fields: (data && data.fields) || null,
     retryAfter: Number.isFinite(retry) ? retry : null,
+    deals: data && Array.isArray(data.deals) ? data.deals.filter((id) => Number.isInteger(id) && id > 0) : null,
   });
 }

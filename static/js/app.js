@@ -5,7 +5,7 @@
 import { setLang, t, translatePage } from "./i18n.js";
 import { Api } from "./api.js";
 import { replace } from "./dom.js";
-import { connect, fitSoon, refreshAuth, setTitle, watchSize } from "./frame.js";
+import { connect, fitSoon, refreshAuth, setPortalDomain, setTitle, watchSize } from "./frame.js";
 import { portalStateView } from "./ui.js";
 import { badgeManager } from "./badges.js";
 import { dealTab } from "./deal.js";
@@ -26,6 +26,7 @@ const config = {
 
 setLang(config.lang, { prefix: config.prefix });
 translatePage();
+setPortalDomain(config.domain);
 connect();
 watchSize();
 

@@ -1,17 +1,16 @@
 // "Import badges" from a JSON or CSV file: parse in the browser, send in chunks of 50 (one portal
-// `batch` each) with a progress bar, then one result line per file row.
+// `batch` each) with a progress bar, then one result line per file row. createImporter() →
+// {element, clearStale()}: the page calls clearStale() when the user moves on to something else.
 
 import { h, replace } from "./dom.js";
 import { t, serverMessage } from "./i18n.js";
-import { newIdempotencyKey } from "./api.js";
+import { newIdempotencyKey, retrying } from "./api.js";
 import { ImportFileError, MAX_IMPORT, parseImport } from "./import-parse.js";
 import { announce, errorText } from "./ui.js";
 import { fitSoon } from "./frame.js";
 
 const CHUNK = 50;
 const MAX_ATTEMPTS = 3;
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export function createImporter({ api, onImported, onPortalUnavailable }) {
   let items = null;
@@ -34,8 +33,8 @@ export function createImporter({ api, onImported, onPortalUnavailable }) {
     h("div", { class: "hint", id: "import-help" },
       h("p", {}, t("import.helpJson")),
       h("p", {}, t("import.helpCsv")),
-      h("p", {}, h("code", {}, "code,title,value,type,title_de,value_de"), h("br"),
-        h("code", {}, "late_payment,Payment,Overdue,failure,Zahlung,Überfällig")),
+      h("pre", { class: "example", id: "import-example", tabindex: "0", "aria-label": t("import.example") },
+        h("code", {}, "code,title,value,type,title_de,value_de\nlate_payment,Payment,Overdue,failure,Zahlung,Überfällig")),
       h("p", {}, t("import.helpLimit", { max: MAX_IMPORT }))),
     h("div", { class: "field" }, h("label", { for: "import-file" }, t("import.file")), file),
     found, problem, h("div", { class: "form-actions" }, start), progress, results);
@@ -60,17 +59,13 @@ export function createImporter({ api, onImported, onPortalUnavailable }) {
 
   async function sendChunk(chunk) {
     const key = newIdempotencyKey(); // the same key for every attempt at this chunk
-    for (let attempt = 1; ; attempt += 1) {
-      try {
-        return (await api.post("/badges/import", { badges: chunk.map((item) => item.badge) }, key)).results;
-      } catch (error) {
-        const transient = error.status === 503 || error.status === 0 || error.code === "REQUEST_IN_PROGRESS";
-        if (!transient || attempt >= MAX_ATTEMPTS) throw error;
-        const wait = Math.min(30, error.retryAfter || attempt * 2);
-        progressText.textContent = t("import.waiting", { seconds: wait });
-        await sleep(wait * 1000);
-      }
-    }
+    const answer = await retrying(() => api.post("/badges/import", { badges: chunk.map((item) => item.badge) }, key), {
+      attempts: MAX_ATTEMPTS,
+      onWait: (seconds) => {
+        progressText.textContent = t("import.waiting", { seconds });
+      },
+    });
+    return answer.results;
   }
 
   async function run() {
@@ -145,7 +140,23 @@ export function createImporter({ api, onImported, onPortalUnavailable }) {
           " ", text))))));
   }
 
-  return section;
+  /**
+   * Drop what an earlier attempt left (an unreadable file's message, the results of a finished import)
+   * once the user does something else; a file that is read and waiting to be imported stays.
+   */
+  function clearStale() {
+    if (running) return;
+    replace(problem);
+    replace(results);
+    progress.hidden = true;
+    if (!items) {
+      file.value = "";
+      replace(found);
+    }
+    fitSoon();
+  }
+
+  return { element: section, clearStale };
 }
 
 function codeOf(badge) {

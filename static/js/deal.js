@@ -1,11 +1,13 @@
 // The deal tab (CRM_DEAL_DETAIL_TAB, deal id from PLACEMENT_OPTIONS.ID): which badge this deal's
-// kanban card shows, a picker, Apply and Clear. Read-only for users who are not administrators.
+// kanban card shows, a searchable picker, Apply and Clear. Any user may try: the server sets the badge
+// with the user's own Bitrix24 authorization, so the portal's permissions decide (403 ACCESS_DENIED is
+// explained here).
 
 import { h, replace } from "./dom.js";
-import { t, lang } from "./i18n.js";
+import { t, lang, serverMessage } from "./i18n.js";
 import { newIdempotencyKey } from "./api.js";
-import { displayText } from "./rules.js";
 import { announce, badgeLine, errorText, notice } from "./ui.js";
+import { badgePicker } from "./badge-picker.js";
 import { fitSoon } from "./frame.js";
 
 export function dealTab({ api, config, onPortalUnavailable }) {
@@ -16,27 +18,28 @@ export function dealTab({ api, config, onPortalUnavailable }) {
   const path = `/deals/${dealId}/badge`;
   let badges = [];
   let current = null; // {code, activity_id} or null
+  let busy = true;
 
   const currentBox = h("div", { class: "deal-current", id: "deal-current", "aria-live": "polite", "aria-busy": "true" },
     h("p", { class: "muted" }, t("list.loading")));
-  const select = h("select", { id: "deal-badge", disabled: true, onchange: () => renderChoice() });
+  const picker = badgePicker({ id: "deal-badge", label: t("deal.pick"), placeholder: t("picker.placeholder"),
+    onChange: () => renderChoice() });
   const choice = h("div", { class: "deal-choice", id: "deal-choice", "aria-hidden": "true" });
   const apply = h("button", { type: "button", class: "button button-primary", id: "deal-apply", disabled: true,
     onclick: () => act(applyBadge) }, t("deal.apply"));
   const clear = h("button", { type: "button", class: "button", id: "deal-clear", disabled: true,
     onclick: () => act(clearBadge) }, t("deal.clear"));
   const problem = h("div", { class: "form-problem", id: "deal-problem", role: "alert" });
-  const picker = h("div", { class: "deal-picker" },
-    h("div", { class: "field" }, h("label", { for: "deal-badge" }, t("deal.pick")), select, choice),
+  const pickerBox = h("div", { class: "deal-picker" },
+    h("div", { class: "field" }, picker.element, choice),
     problem,
     h("div", { class: "form-actions" }, apply, " ", clear));
 
   const root = h("section", { class: "panel deal", "aria-labelledby": "deal-title" },
     h("h2", { id: "deal-title" }, t("deal.heading", { id: dealId })),
     h("p", { class: "muted" }, t("deal.explain")),
-    config.isAdmin ? null : notice("info", h("strong", {}, t("readonly.title")), " ", t("readonly.deal")),
     currentBox,
-    picker);
+    pickerBox);
 
   const byCode = (code) => badges.find((badge) => badge.code === code);
 
@@ -49,44 +52,28 @@ export function dealTab({ api, config, onPortalUnavailable }) {
       replace(currentBox, h("p", {}, h("span", { class: "label" }, t("deal.shown")), " ",
         badge ? badgeLine(badge) : h("code", {}, current.code)));
     }
-    clear.disabled = !config.isAdmin || !current;
+    clear.disabled = busy || !current;
     fitSoon();
   }
 
+  /** The picked badge's chip under the picker; nothing until the user picks one. */
   function renderChoice() {
-    const badge = byCode(select.value);
+    const badge = picker.selected();
     replace(choice, badge ? badgeLine(badge) : null);
-    apply.disabled = !config.isAdmin || !badge || Boolean(current && current.code === badge.code);
+    apply.disabled = busy || !badge || Boolean(current && current.code === badge.code);
     fitSoon();
-  }
-
-  function renderPicker() {
-    if (!badges.length) {
-      replace(select, h("option", { value: "" }, t("deal.noBadges")));
-      select.disabled = true;
-      apply.disabled = true;
-      return;
-    }
-    replace(select, badges.map((badge) => h("option", { value: String(badge.code),
-      selected: current && current.code === badge.code },
-    `${displayText(badge.value, lang()).toUpperCase()} — ${displayText(badge.title, lang())} (${badge.code})`)));
-    select.disabled = !config.isAdmin;
-    renderChoice();
   }
 
   async function load() {
     try {
-      const [list, shown] = await Promise.all([
-        api.get("/badges"),
-        api.get(path).catch((error) => {
-          if (error.code === "NOT_FOUND") return null;
-          throw error;
-        }),
-      ]);
+      const [list, shown] = await Promise.all([api.get("/badges"), api.get(path)]);
       badges = Array.isArray(list.badges) ? list.badges : [];
-      current = shown;
+      // 200 either way: {"code": null, "badge": null} when this app shows nothing on the deal.
+      current = shown && shown.code ? { code: shown.code, activity_id: shown.activity_id } : null;
+      busy = false;
+      picker.setBadges(badges);
       renderCurrent();
-      renderPicker();
+      renderChoice();
     } catch (error) {
       if (error.isPortalUnavailable) {
         onPortalUnavailable(error);
@@ -94,7 +81,7 @@ export function dealTab({ api, config, onPortalUnavailable }) {
       }
       currentBox.setAttribute("aria-busy", "false");
       replace(currentBox, notice("error", h("p", {}, errorText(error)),
-        h("button", { type: "button", class: "button", onclick: () => load() }, t("common.retry"))));
+        h("button", { type: "button", class: "button", id: "deal-retry", onclick: () => load() }, t("common.retry"))));
       fitSoon();
     }
   }
@@ -103,12 +90,15 @@ export function dealTab({ api, config, onPortalUnavailable }) {
   let applyFor = null;
 
   async function applyBadge() {
-    const code = select.value;
+    const badge = picker.selected();
+    if (!badge) return;
+    const code = String(badge.code);
     if (applyFor !== code) {
       applyFor = code;
       applyKey = newIdempotencyKey();
     }
-    current = await api.post(path, { code, lang: lang() }, applyKey);
+    const shown = await api.post(path, { code, lang: lang() }, applyKey);
+    current = { code: shown.code || code, activity_id: shown.activity_id };
     applyFor = applyKey = null;
     announce(t("deal.applied", { code }));
   }
@@ -116,12 +106,22 @@ export function dealTab({ api, config, onPortalUnavailable }) {
   async function clearBadge() {
     await api.delete(path);
     current = null;
+    picker.select(null);
     announce(t("deal.cleared"));
+  }
+
+  /** Bitrix24 refused the user (they may not edit this deal): say so, with the portal's words. */
+  function describe(error) {
+    if (error.code !== "ACCESS_DENIED") return h("p", {}, errorText(error));
+    const detail = serverMessage(error.description || "");
+    return [h("p", {}, t("deal.accessDenied")), detail ? h("p", { class: "muted" }, t("deal.portalSaid", { detail })) : null];
   }
 
   async function act(action) {
     replace(problem);
-    apply.disabled = clear.disabled = select.disabled = true;
+    busy = true;
+    apply.disabled = clear.disabled = true;
+    picker.setDisabled(true);
     root.setAttribute("aria-busy", "true");
     try {
       await action();
@@ -131,10 +131,11 @@ export function dealTab({ api, config, onPortalUnavailable }) {
         onPortalUnavailable(error);
         return;
       }
-      replace(problem, h("p", {}, errorText(error)));
+      replace(problem, describe(error));
     } finally {
+      busy = false;
       root.removeAttribute("aria-busy");
-      select.disabled = !config.isAdmin || !badges.length;
+      picker.setDisabled(false);
       renderCurrent();
       renderChoice();
     }
@@ -143,4 +144,3 @@ export function dealTab({ api, config, onPortalUnavailable }) {
   load();
   return root;
 }
-

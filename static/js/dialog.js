@@ -8,8 +8,8 @@ import { fitSoon } from "./frame.js";
 
 /**
  * confirmAction({title, message, confirmLabel, busyLabel, run}) → Promise<boolean>
- * `run()` is awaited when the user confirms; if it throws, `describe(error)` is shown inside the
- * dialog (role="alert") and the dialog stays open so the user can read it, retry, or cancel.
+ * `run()` is awaited when the user confirms; if it throws, `describe(error)` (a text, or nodes) is
+ * shown inside the dialog (role="alert") and the dialog stays open so the user can read it, retry, or cancel.
  */
 export function confirmAction({ title, message, confirmLabel, busyLabel, run, describe }) {
   const opener = document.activeElement;
@@ -53,13 +53,29 @@ export function confirmAction({ title, message, confirmLabel, busyLabel, run, de
         confirm.disabled = false;
         cancel.disabled = false;
         confirm.textContent = confirmLabel;
-        replace(problem, h("p", {}, describe ? describe(error) : String(error)));
+        const described = describe ? describe(error) : String(error);
+        replace(problem, typeof described === "string" ? h("p", {}, described) : described);
         cancel.focus();
         fitSoon();
       }
     });
     dialog.showModal();
+    placeNear(dialog, opener);
     cancel.focus(); // the safe choice first
     fitSoon();
   });
+}
+
+/**
+ * The portal grows the frame to the page's full height, so a dialog centred in the frame can sit far
+ * outside the part of the portal page the user sees. Put it next to the control that opened it (which
+ * the user just clicked, so it is in view), kept inside the frame. CSSOM, not a style attribute (CSP).
+ */
+function placeNear(dialog, opener) {
+  const frameHeight = window.innerHeight;
+  const height = dialog.offsetHeight;
+  if (!opener || !opener.isConnected || !opener.getBoundingClientRect || frameHeight <= height + 64) return;
+  const anchor = opener.getBoundingClientRect();
+  const top = Math.max(16, Math.min(anchor.top + anchor.height / 2 - height / 2, frameHeight - height - 16));
+  dialog.style.margin = `${Math.round(top)}px auto auto`;
 }

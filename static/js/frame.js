@@ -1,11 +1,19 @@
 // Glue to the portal through the official @bitrix24/b24jssdk (global `B24Js`, loaded before us):
 // the frame handshake, fresh auth for session renewal, frame height after each render, page title,
-// reload. Everything here degrades quietly outside a Bitrix24 frame (the SDK then refuses to init).
+// reload, links into the portal. Everything here degrades quietly outside a Bitrix24 frame (the SDK
+// then refuses to init).
 
 const MIN_HEIGHT = 360; // room for the confirmation dialog even when the page itself is short
 let framePromise = null;
 let lastHeight = 0;
 let fitTimer = null;
+let portalOrigin = ""; // the parent portal's origin as b24jssdk knows it (scheme from PROTOCOL), once connected
+let portalDomain = ""; // the verified domain the server rendered (fallback before the handshake)
+
+/** The portal's verified domain, for links before b24jssdk has connected. */
+export function setPortalDomain(domain) {
+  portalDomain = String(domain || "");
+}
 
 /** The B24Frame, initialized once (b24jssdk shares one promise between callers too). */
 export function connect() {
@@ -13,9 +21,22 @@ export function connect() {
     framePromise = window.B24Js
       ? window.B24Js.initializeB24Frame()
       : Promise.reject(new Error("The Bitrix24 SDK did not load."));
-    framePromise.catch(() => {});
+    framePromise.then(($b24) => {
+      portalOrigin = $b24.getTargetOrigin();
+    }).catch(() => {});
   }
   return framePromise;
+}
+
+/**
+ * An address in the portal (e.g. `/crm/deal/details/3/`): on the origin b24jssdk talks to (http for
+ * a portal with PROTOCOL=0, such as the sandbox), else https on the verified domain. Links to it use
+ * target="_top": the portal page itself goes there (a plain link works in every portal; the sandbox
+ * portal page does not play b24jssdk's slider command `openPath`).
+ */
+export function portalUrl(path) {
+  const origin = portalOrigin || `https://${portalDomain}`;
+  return new URL(path, origin).href;
 }
 
 async function frameOrNull() {

@@ -6,7 +6,7 @@
 export const BADGE_TYPES = ["success", "failure", "warning", "primary", "secondary"];
 export const LANGUAGE_IDS = ["en", "de", "ru", "ua", "kz", "by", "pl", "fr", "es", "la", "br", "it", "tr",
   "ja", "sc", "tc", "vn", "id", "ms", "th", "ar"];
-export const MAX_CODE_LENGTH = 30;
+export const MAX_CODE_LENGTH = 255;
 export const MAX_TEXT_LENGTH = 255;
 export const MAX_LANGUAGES = 20;
 // An unknown language key is named in an error as its first 32 code points and "…", as on the server.

@@ -7,7 +7,7 @@ import { LANGUAGE_IDS, MAX_LANGUAGES } from "./rules.js";
 
 /**
  * textEditor({name: "title"|"value", label, onChange}) →
- *   {element, read(), reset(), errorSlot(fieldName), focusField(fieldName), langs()}
+ *   {element, read(), reset(), load(text), errorSlot(fieldName), control(fieldName)}
  * read() gives a string (single mode) or [[lang, text], …] (per-language mode).
  */
 export function textEditor({ name, label, hint, onChange }) {
@@ -116,6 +116,17 @@ export function textEditor({ name, label, hint, onChange }) {
     reset() {
       rows = null;
       single = "";
+      render();
+    },
+    /** Fill in a badge's text: a string → single mode; a {lang: text} map → one row per language. */
+    load(text) {
+      if (text && typeof text === "object") {
+        rows = Object.entries(text).slice(0, MAX_LANGUAGES).map(([id, entry]) => ({ lang: id, text: String(entry ?? "") }));
+        if (!rows.length) rows = null;
+      } else {
+        rows = null;
+      }
+      single = rows === null ? String(text ?? "") : "";
       render();
     },
     /** The error element for `title`, `title.de`, …; a language without a row falls back to the field's. */

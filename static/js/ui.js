@@ -4,7 +4,7 @@
 import { h, replace } from "./dom.js";
 import { t, lang, serverMessage } from "./i18n.js";
 import { BADGE_TYPES, displayText, displayValue } from "./rules.js";
-import { reloadPortalPage } from "./frame.js";
+import { portalUrl, reloadPortalPage } from "./frame.js";
 
 /** A badge as the kanban card shows it: a chip coloured by type with the value in upper case. */
 export function chip(badge, language = lang()) {
@@ -12,10 +12,25 @@ export function chip(badge, language = lang()) {
   return h("span", { class: `badge badge-${type}`, dataset: { badgeType: type } }, displayValue(badge.value, language));
 }
 
-/** Chip plus localized title, the way the kanban card lays them out. */
+/** Chip plus localized title, the way the kanban card lays them out (a long title ends in "…", the
+ *  chip keeps its width; the whole title is in the tooltip). */
 export function badgeLine(badge, language = lang()) {
+  const title = displayText(badge.title, language);
   return h("span", { class: "badge-line" }, chip(badge, language), " ",
-    h("span", { class: "badge-title" }, displayText(badge.title, language)));
+    h("span", { class: "badge-title", title }, title));
+}
+
+/**
+ * The deals that still show a badge (409 ENTITY_WITH_BADGE_EXISTS names those this app put it on), as
+ * links that open each deal in the portal. Deals set by others are unknown to the app: an empty list
+ * gets a general sentence instead.
+ */
+export function dealsShowing(deals) {
+  const ids = Array.isArray(deals) ? deals : [];
+  if (!ids.length) return h("p", { class: "deals-unknown" }, t("inUse.unknownDeals"));
+  return h("ul", { class: "deal-links" }, ids.map((id) => h("li", {},
+    h("a", { href: portalUrl(`/crm/deal/details/${id}/`), target: "_top", dataset: { dealId: String(id) } },
+      t("inUse.deal", { id })))));
 }
 
 export function typeLabel(type) {
@@ -56,6 +71,9 @@ export function errorText(error) {
       return t("error.badgeInUse");
     case "BADGE_EXISTS":
       return t("error.badgeExists");
+    case "BADGE_NOT_FOUND":
+    case "NOT_FOUND":
+      return t("error.badgeNotFound");
     case "NEEDS_REAUTH":
     case "APP_UNINSTALLED":
     case "PORTAL_UNKNOWN":

@@ -3,7 +3,7 @@
 The portal page frames our real app (POST /app over real HTTP) and plays the parent side of the
 b24jssdk postMessage protocol, so every test runs the real @bitrix24/b24jssdk bundle against it.
 Screenshots go to tests/artifacts/ (git-ignored); set B24_UPDATE_SCREENSHOT=1 to also refresh the
-committed docs/screenshot-app.png.
+committed docs/screenshot-*.png that the README shows.
 """
 from __future__ import annotations
 
@@ -41,6 +41,7 @@ class Tab:
 
     page: Any
     console: list[str] = field(default_factory=list)
+    console_errors: list[tuple[str, str]] = field(default_factory=list)  # (text, url of the script or resource)
     dialogs: list[str] = field(default_factory=list)
     failed_requests: list[str] = field(default_factory=list)
 
@@ -64,16 +65,22 @@ def tab(browser: Any) -> Iterator[Tab]:
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
     opened = Tab(page)
-    page.on("console", lambda msg: opened.console.append(f"{msg.type}: {msg.text}"))
+    def on_console(msg: Any) -> None:
+        opened.console.append(f"{msg.type}: {msg.text}")
+        if msg.type == "error":
+            opened.console_errors.append((msg.text, (msg.location or {}).get("url", "")))
+
+    page.on("console", on_console)
     page.on("dialog", lambda dialog: (opened.dialogs.append(dialog.message), dialog.dismiss()))
     yield opened
     context.close()
 
 
-def screenshot(page: Any, name: str, *, publish: bool = False) -> Path:
+def screenshot(page: Any, name: str, *, publish: str | None = None) -> Path:
+    """Save tests/artifacts/`name`; with B24_UPDATE_SCREENSHOT=1 also docs/`publish` (the README's pictures)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / name
     page.screenshot(path=str(path), full_page=True)
     if publish and os.environ.get("B24_UPDATE_SCREENSHOT") == "1":
-        shutil.copyfile(path, ROOT / "docs" / "screenshot-app.png")
+        shutil.copyfile(path, ROOT / "docs" / publish)
     return path

@@ -29,6 +29,13 @@ def open_deal_tab(tab: Tab, b24: Any, portal: Any, deal_id: int, *, user: int = 
     return app
 
 
+def pick(app: Any, code: str, query: str | None = None) -> None:
+    """Choose a badge in the deal tab's searchable picker by typing (the code by default) and clicking it."""
+    app.locator("#deal-badge").fill(query if query is not None else code)
+    app.locator(f"#deal-badge-list [role='option'][data-code='{code}']").click()
+    app.locator("#deal-badge[aria-expanded='false']").wait_for()
+
+
 def api_for(b24: Any, portal: Any, user: int = 1) -> Api:
     return session_for(b24, portal, user_id=user)
 

@@ -35,7 +35,7 @@ def test_app_page_lists_badges_like_bitrix24(b24, tab) -> None:
     seen = commands(b24, portal)
     assert "resizeWindow" in seen and "setTitle" in seen
     assert not tab.csp_violations(), tab.console
-    screenshot(tab.page, "app-page.png", publish=True)
+    screenshot(tab.page, "app-page.png", publish="screenshot-app.png")
 
 
 def test_error_state_offers_a_retry_and_then_the_empty_state(b24, tab) -> None:

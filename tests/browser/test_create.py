@@ -59,7 +59,7 @@ def test_client_hints_and_server_field_errors_next_to_the_field(b24, tab) -> Non
     app.locator("#badge-value-translate").click()
     app.locator("#badge-create").click()
     assert app.locator("[data-error-for='code']").text_content() == (
-        "Use 1–30 characters: letters, digits and _, starting with a letter.")
+        "Use 1–255 characters: letters, digits and _, starting with a letter.")
     assert app.locator("[data-error-for='title']").text_content() == "Must not be empty."
     assert app.locator("[data-error-for='value.de']").text_content() == "Must not be empty."
     assert app.locator("#badge-code").get_attribute("aria-invalid") == "true"

@@ -71,7 +71,7 @@ def test_delete_asks_first_and_explains_a_badge_still_on_deals(b24, tab) -> None
     wait_list(app)
 
     # Cancel keeps the badge; the dialog is a modal <dialog>, not window.confirm.
-    app.locator("tr[data-code='keep'] button").click()
+    app.locator("tr[data-code='keep'] button[data-action='delete']").click()
     dialog = app.locator("dialog[open]")
     assert dialog.get_attribute("aria-labelledby") == "confirm-title"
     assert "keep" in dialog.locator("#confirm-message").text_content()
@@ -82,23 +82,26 @@ def test_delete_asks_first_and_explains_a_badge_still_on_deals(b24, tab) -> None
     assert tab.dialogs == []
 
     # The badge is still on a deal: ENTITY_WITH_BADGE_EXISTS is explained inside the dialog.
-    app.locator("tr[data-code='busy'] button").click()
+    app.locator("tr[data-code='busy'] button[data-action='delete']").click()
     app.locator("#confirm-ok").click()
     problem = app.locator("dialog[open] .dialog-problem")
     problem.wait_for(state="visible")
     assert "Deals still show this badge" in problem.text_content()
     assert "clear the badge" in problem.text_content()
+    link = problem.locator(".deal-links a")  # the deals the server named (409 "deals": [4]), linked
+    assert [link.text_content(), link.get_attribute("href"), link.get_attribute("target")] == [
+        "Deal #4", f"{portal.base_url}/crm/deal/details/4/", "_top"]
     assert "busy" in portal.badges
     app.locator("#confirm-cancel").click()
 
     # Cleared from the deal, it can go.
     assert api.delete("/deals/4/badge").status_code == 204
-    app.locator("tr[data-code='busy'] button").click()
+    app.locator("tr[data-code='busy'] button[data-action='delete']").click()
     app.locator("#confirm-ok").click()
     app.locator("tr[data-code='busy']").wait_for(state="detached")
     assert "busy" not in portal.badges
     app.locator("#live-status", has_text="Badge busy deleted.").wait_for(state="attached")
-    app.locator("tr[data-code='keep'] button").click()
+    app.locator("tr[data-code='keep'] button[data-action='delete']").click()
     app.locator("#confirm-ok").click()
     app.locator("#badges-empty").wait_for()
     assert portal.badges == {}

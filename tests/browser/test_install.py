@@ -24,7 +24,9 @@ def test_install_from_the_portal_page_with_a_failure_and_retry(b24, tab) -> None
     assert status.text_content().startswith("Настройка не удалась: ")
     assert "Handler is not allowed" in status.text_content()
     assert [li.get_attribute("data-scope") for li in installer.locator("#install-scopes li").all()] == [
-        "crm", "placement", "user_brief"]
+        "crm", "placement", "user_brief", "bizproc"]
+    robot = installer.locator("#install-robots li[data-robot='activity_badge']").text_content()
+    assert "Установить бейдж активности" in robot
     assert "Бейджи" in installer.locator("#install-placements li[data-placement='CRM_DEAL_DETAIL_TAB']").text_content()
     assert installer.locator("#install-events li").count() == 3
     assert portal.installations[client_id].installed is False

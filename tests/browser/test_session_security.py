@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .conftest import Tab
-from .helpers import add_badge, commands, open_app, open_deal_tab, wait_list
+from .helpers import add_badge, commands, open_app, open_deal_tab, pick, wait_list
 
 META = "document.querySelector('meta[name=\"b24-session\"]')"
 
@@ -65,12 +65,12 @@ def test_badge_texts_are_rendered_literally(b24, tab) -> None:
     assert app.locator("#badge-preview .badge-title").text_content() == attack
     assert app.locator("#badge-preview img").count() == 0
 
-    app.locator("tr[data-code='xss'] button").click()  # and the confirmation dialog
+    app.locator("tr[data-code='xss'] button[data-action='delete']").click()  # and the confirmation dialog
     assert attack in app.locator("#confirm-message").text_content()
     app.locator("#confirm-cancel").click()
 
     app = open_deal_tab(tab, b24, portal, 1)
-    app.locator("#deal-badge").select_option("xss")
+    pick(app, "xss")
     app.locator("#deal-apply").click()
     app.locator("#deal-current .badge").wait_for()
     assert attack in app.locator("#deal-current").text_content()
@@ -113,7 +113,7 @@ def test_keyboard_only_create_and_delete(b24, tab) -> None:
     badge = portal.badges["kbd_badge"]
     assert (badge.title, badge.value, badge.type) == ({"en": "Keyboard", "de": "Tastatur"}, "Keys", "failure")
 
-    _tab_to(tab, frame, "tr[data-code='kbd_badge'] button")
+    _tab_to(tab, frame, "tr[data-code='kbd_badge'] button[data-action='delete']")
     tab.page.keyboard.press("Enter")
     app.locator("dialog[open]").wait_for()
     tab.page.keyboard.press("Tab")  # Cancel has the focus first; Delete is next

@@ -44,9 +44,35 @@ def test_duplicate_code_is_409_badge_exists(b24) -> None:
     assert len(portal.badges) == 1
 
 
+def test_a_code_the_portal_refuses_as_too_long_comes_back_naming_code(b24) -> None:
+    """One core version refuses codes over 30 characters (docs/bitrix24-protocol.md §5.2), the docs state
+    no limit: the app sends what it may (up to 255) and passes the portal's refusal on as a field error."""
+    portal = b24.installed_portal()
+    api = session_for(b24, portal)
+    refused = api.post("/badges", json={**SEED, "code": "c" * 36})
+    assert refused.status_code == 400
+    assert refused.json()["error"] == "VALIDATION_ERROR"
+    assert list(refused.json()["fields"]) == ["code"]
+    assert "30" in refused.json()["fields"]["code"]
+    assert _count(b24, portal, "crm.activity.badge.add") == 1, "the portal decided, not the app"
+
+
+def test_a_portal_without_the_30_character_limit_takes_the_long_code(b24) -> None:
+    """The other side of the same dispute: where the portal takes long codes, so does the app."""
+    portal = b24.installed_portal(settings={"badge_code_limit": None})
+    api = session_for(b24, portal)
+    code = "c" * 36
+    created = api.post("/badges", json={**SEED, "code": code})
+    assert created.status_code == 201, created.text
+    assert code in portal.badges
+    assert api.post("/deals/2/badge", json={"code": code}).status_code == 201
+    assert api.post("/badges", json={**SEED, "code": "c" * 256}).status_code == 400
+    assert _count(b24, portal, "crm.activity.badge.add") == 1, "256 characters never leave the app"
+
+
 @pytest.mark.parametrize(("payload", "field"), [
     ({**SEED, "code": "9bad"}, "code"),
-    ({**SEED, "code": "x" * 31}, "code"),
+    ({**SEED, "code": "x" * 256}, "code"),
     ({**SEED, "type": "lavender"}, "type"),
     ({**SEED, "title": ""}, "title"),
     ({**SEED, "title": {"xx": "Unknown language"}}, "title.xx"),
@@ -64,15 +90,14 @@ def test_invalid_badges_never_reach_the_portal(b24, payload: dict, field: str) -
     assert _count(b24, portal, "crm.activity.badge.add") == 0
 
 
-def test_writes_need_an_admin_reads_do_not(b24) -> None:
+def test_catalogue_writes_need_an_admin_reads_do_not(b24) -> None:
     portal = b24.installed_portal()
     session_for(b24, portal).post("/badges", json=SEED)
     user = session_for(b24, portal, user_id=2)
     assert user.get("/badges").status_code == 200
     assert user.get("/badges/missedCall").status_code == 200
     for response in (user.post("/badges", json=MULTI), user.delete("/badges/missedCall"),
-                     user.post("/badges/import", json={"badges": [MULTI]}),
-                     user.post("/deals/1/badge", json={"code": "missedCall"}), user.delete("/deals/1/badge")):
+                     user.post("/badges/import", json={"badges": [MULTI]})):
         assert response.status_code == 403
         assert response.json()["error"] == "ACCESS_DENIED"
     assert _count(b24, portal, "crm.activity.badge.add") == 1
@@ -100,31 +125,36 @@ def test_a_session_of_another_deployment_is_refused(b24) -> None:
 
 
 def test_badge_list_is_served_from_the_cache_until_a_write(b24) -> None:
+    """One badge.list per write, whoever asks first: the UI, or the robot's registration (portals/binding.py)
+    whose badge select needs the list too."""
     portal = b24.installed_portal()
     api = session_for(b24, portal)
+    listed = _count(b24, portal, "crm.activity.badge.list")
     api.post("/badges", json=SEED)
+    b24.services.jobs.wait()
     first = api.get("/badges")
-    assert first.headers["X-Cache"] == "miss"
     for _ in range(5):
         again = api.get("/badges")
         assert again.headers["X-Cache"] == "hit"
         assert again.json() == first.json()
-    assert _count(b24, portal, "crm.activity.badge.list") == 1
+    assert _count(b24, portal, "crm.activity.badge.list") == listed + 1
     api.post("/badges", json=MULTI)
+    b24.services.jobs.wait()
     after_write = api.get("/badges")
-    assert after_write.headers["X-Cache"] == "miss"
-    assert len(after_write.json()["badges"]) == 2
-    assert _count(b24, portal, "crm.activity.badge.list") == 2
+    assert len(after_write.json()["badges"]) == 2, "the write dropped the cached list"
+    assert _count(b24, portal, "crm.activity.badge.list") == listed + 2
 
 
 def test_a_cached_list_is_never_served_for_a_portal_that_cannot_use_the_app(b24) -> None:
     """The cache-hit path checks the portal's record in the same Redis call: uninstalled → 410, dead → 409."""
     reauth, gone = b24.installed_portal(), b24.installed_portal()
     apis = {portal.member_id: session_for(b24, portal) for portal in (reauth, gone)}
+    listed = [_count(b24, portal, "crm.activity.badge.list") for portal in (reauth, gone)]
     for portal in (reauth, gone):
         api = apis[portal.member_id]
         api.post("/badges", json=SEED)
-        assert api.get("/badges").headers["X-Cache"] == "miss"
+        b24.services.jobs.wait()
+        api.get("/badges")
         assert api.get("/badges").headers["X-Cache"] == "hit"
     b24.services.store.needs_reauth(reauth.member_id, "")
     b24.sandbox.uninstall(gone)
@@ -132,7 +162,7 @@ def test_a_cached_list_is_never_served_for_a_portal_that_cannot_use_the_app(b24)
     assert (refused.status_code, refused.json()["error"]) == (409, "NEEDS_REAUTH")
     refused = apis[gone.member_id].get("/badges")
     assert (refused.status_code, refused.json()["error"]) == (410, "APP_UNINSTALLED")
-    assert [_count(b24, portal, "crm.activity.badge.list") for portal in (reauth, gone)] == [1, 1]
+    assert [_count(b24, portal, "crm.activity.badge.list") for portal in (reauth, gone)] == [n + 1 for n in listed]
 
 
 def test_idempotency_key_replays_without_a_second_portal_call(b24) -> None:
@@ -192,12 +222,13 @@ def test_deal_badge_switches_within_one_open_activity(b24) -> None:
     assert switched.json()["activity_id"] == body["activity_id"]
     assert b24.sandbox.deal_badge(portal, 5).code == "callStatus"
     assert session_for(b24, portal, user_id=2).get("/deals/5/badge").json() == {
-        "deal_id": 5, "code": "callStatus", "activity_id": body["activity_id"]}
+        "deal_id": 5, "code": "callStatus", "activity_id": body["activity_id"],
+        "badge": {"code": "callStatus", "activity_id": body["activity_id"]}}
     open_activities = [a for a in portal.activities.values() if a.owner_id == 5 and not a.completed]
     assert len(open_activities) == 1
     assert api.delete("/deals/5/badge").status_code == 204
     assert b24.sandbox.deal_badge(portal, 5) is None
-    assert api.get("/deals/5/badge").status_code == 404
+    assert api.get("/deals/5/badge").json()["badge"] is None
     unknown = api.post("/deals/5/badge", json={"code": "noSuchBadge"})
     assert unknown.status_code == 404
 

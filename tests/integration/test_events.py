@@ -99,3 +99,15 @@ def test_other_events_need_the_application_token(b24) -> None:
     assert requests.post(f"{b24.url}/events", data=form, timeout=5).status_code == 403
     form["auth[application_token]"] = b24.sandbox.application_token(portal)
     assert requests.post(f"{b24.url}/events", data=form, timeout=5).status_code == 200
+
+
+def test_an_update_the_portal_cannot_vouch_for_right_now_is_503_and_changes_nothing(b24) -> None:
+    """A busy or failing portal decides nothing: the event is not called forged (401), and nothing moves."""
+    portal = b24.installed_portal()
+    before = b24.services.store.get(portal.member_id)
+    b24.sandbox.faults.add(portal, "user.admin", "error", error="QUERY_LIMIT_EXCEEDED", status=503,
+                           description="Too many requests")
+    (delivery,) = b24.sandbox.update(portal, version=2, rotate_application_token=True)
+    assert delivery.status == 503
+    after = b24.services.store.get(portal.member_id)
+    assert (after.application_token, after.app_version) == (before.application_token, before.app_version)

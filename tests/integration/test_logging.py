@@ -67,6 +67,13 @@ def test_every_logging_path_is_redacted(captured: io.StringIO) -> None:
     assert "ValueError" in output
 
 
+def test_terminal_colours_never_reach_a_json_line(captured: io.StringIO) -> None:
+    """werkzeug styles its request lines when stderr is a terminal."""
+    logging.getLogger("werkzeug").info('127.0.0.1 - - "\x1b[35m\x1b[1mPOST /api/v1/badges HTTP/1.1\x1b[0m" 201 -')
+    entry = json.loads(captured.getvalue().strip().splitlines()[-1])
+    assert entry["msg"] == '127.0.0.1 - - "POST /api/v1/badges HTTP/1.1" 201 -'
+
+
 def test_redact_keeps_harmless_text() -> None:
     assert redact("GET /api/v1/badges?state=open&limit=5") == "GET /api/v1/badges?state=open&limit=5"
     assert redact("member_id=abc domain=portal.bitrix24.com") == "member_id=abc domain=portal.bitrix24.com"

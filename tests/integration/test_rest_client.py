@@ -179,11 +179,11 @@ def _calls(b24, portal, client: PortalClient, method: str, times: int) -> list[s
 
 @pytest.fixture
 def costly_list(b24):
-    """`crm.activity.badge.list` costs 4 s of operating time per call on this sandbox."""
-    b24.sandbox.sandbox.set_method_cost("crm.activity.badge.list", 4.0)
-    yield "crm.activity.badge.list"
+    """`server.time` (which the app itself never calls) costs 4 s of operating time per call on this sandbox."""
+    b24.sandbox.sandbox.set_method_cost("server.time", 4.0)
+    yield "server.time"
     b24.sandbox.sandbox.set_operating_limit(480)
-    b24.sandbox.sandbox.set_method_cost("crm.activity.badge.list", 0.0)
+    b24.sandbox.sandbox.set_method_cost("server.time", 0.0)
 
 
 def test_operating_budget_pauses_a_method_before_the_portal_blocks_it(b24, costly_list: str) -> None:
@@ -206,9 +206,9 @@ def test_small_operating_reports_are_stored_only_to_replace_a_large_one(b24, cos
     assert b24.services.redis.hget(keys.operating(portal.member_id), field) is None
     budget.record(portal.member_id, costly_list, 300.0, time.time() + 60)
     client.call(costly_list)
-    assert float(b24.services.redis.hget(keys.operating(portal.member_id), field)) == pytest.approx(8.0)
+    assert float(b24.services.redis.hget(keys.operating(portal.member_id), field)) == pytest.approx(8.0, abs=0.01)
     client.call(costly_list)
-    assert float(b24.services.redis.hget(keys.operating(portal.member_id), field)) == pytest.approx(8.0), \
+    assert float(b24.services.redis.hget(keys.operating(portal.member_id), field)) == pytest.approx(8.0, abs=0.01), \
         "once the large report is replaced, small ones are not written again"
 
 
@@ -264,8 +264,8 @@ def test_build_query_matches_php_http_build_query() -> None:
 
 @pytest.mark.slow
 def test_four_processes_importing_share_one_rate_limit(b24) -> None:
-    portal = b24.installed_portal(rate=(2, 10))
-    environ = _environ(b24, B24_RATE="2/10")
+    portal = b24.installed_portal(rate=(2, 20))  # the install's own bindings use about a dozen calls
+    environ = _environ(b24, B24_RATE="2/20")
     with ProcessPoolExecutor(4, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = [pool.submit(workers.import_badges, environ, portal.member_id, f"p{n}x", 60, 6) for n in range(4)]
         results = [f.result(timeout=180) for f in futures]

@@ -32,10 +32,13 @@ def test_a_portals_whole_life(b24: Any) -> None:
     assert [b["code"] for b in api.get("/badges").json()["badges"]] == ["missedCall"]
     assert api.get("/badges").headers["X-Cache"] == "hit"
     b24.sandbox.expire_tokens(portal)
+    assert api.post("/badges", json={**SEED, "code": "callStatus"}).status_code == 201
+    assert b24.sandbox.sandbox.counters.portal(portal.member_id)["oauth"]["refresh_ok"] == 1
+    assert api.post("/deals/3/badge", json={"code": "missedCall"}).status_code == 401, "the user's token expired too"
+    api = session_for(b24, portal)
     shown = api.post("/deals/3/badge", json={"code": "missedCall"})
     assert shown.status_code == 201, shown.text
     assert b24.sandbox.deal_badge(portal, 3).code == "missedCall"
-    assert b24.sandbox.sandbox.counters.portal(portal.member_id)["oauth"]["refresh_ok"] == 1
     assert api.delete("/deals/3/badge").status_code == 204
     (delivery,) = b24.sandbox.uninstall(portal, clean=True)
     assert delivery.status == 200
@@ -53,7 +56,7 @@ def test_a_portals_keys_share_one_slot_of_the_cluster(redis_cluster: Any) -> Non
     member = "0123456789abcdef0123456789abcdef"
     slots = {client.keyslot(key) for key in (
         keys.portal(member), keys.refresh_lock(member), keys.rate(member), keys.operating(member),
-        keys.badge_cache(member), keys.deal(member, 7), keys.deal_lock(member, 7), keys.idempotency(member, "0" * 64),
+        keys.badge_cache(member), keys.deals(member), keys.deal_lock(member, 7), keys.idempotency(member, "0" * 64),
         keys.oauth_state(member, "n"), keys.user_token(member, 3), keys.admin_answer(member, 3))}
     assert len(slots) == 1
 

@@ -231,7 +231,7 @@ def test_a_record_of_the_earlier_layout_is_read_and_stored_anew(redis_client: re
 
 def test_redis_keys_share_a_cluster_slot_per_portal() -> None:
     per_portal = [keys.portal("abc123"), keys.refresh_lock("abc123"), keys.rate("abc123"), keys.operating("abc123"),
-                  keys.badge_cache("abc123"), keys.deal("abc123", 7), keys.deal_lock("abc123", 7),
+                  keys.badge_cache("abc123"), keys.deals("abc123"), keys.deal_lock("abc123", 7),
                   keys.idempotency("abc123", "f" * 64), keys.oauth_state("abc123", "nonce")]
     assert keys.portal("abc123") == "b24:portal:{abc123}"
     for key in per_portal:

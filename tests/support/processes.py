@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -49,23 +50,31 @@ class Served:
         return self.process.returncode
 
 
+GUNICORN = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:app"]
+_SERVING_RE = re.compile(r"serving on (http://127\.0\.0\.1:\d+)")
+
+
 @contextmanager
 def gunicorn(env: dict[str, str], log_path: Path, workers: int = 2, threads: int = 4,
-             ready_timeout: float = 30.0, port: int | None = None) -> Iterator[Served]:
-    """Start `gunicorn -c gunicorn.conf.py app:app` on `port` (default: a free one); stop it (SIGTERM) on exit."""
-    port = port or free_port()
-    full_env = {**env, "PORT": str(port), "WEB_CONCURRENCY": str(workers), "GUNICORN_THREADS": str(threads)}
+             ready_timeout: float = 30.0, port: int | None = None, *, own_port: bool = False) -> Iterator[Served]:
+    """Start `gunicorn -c gunicorn.conf.py app:app` on `port` (default: a free one; with `own_port`, PORT is
+    left unset and the app picks its port as `make run` does); stop it (SIGTERM) on exit."""
+    full_env = {**env, "WEB_CONCURRENCY": str(workers), "GUNICORN_THREADS": str(threads)}
+    if not own_port:
+        full_env["PORT"] = str(port or free_port())
     with log_path.open("w") as log:
-        process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:app"],
-                                   cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT, text=True)
-    served = Served(f"http://127.0.0.1:{port}", process, log_path)
+        process = subprocess.Popen(GUNICORN, cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT, text=True)
+    served = Served(f"http://127.0.0.1:{full_env.get('PORT', '')}", process, log_path)
     try:
         deadline = time.monotonic() + ready_timeout
         while True:
             if process.poll() is not None:
                 raise RuntimeError(f"gunicorn exited with {process.returncode}:\n{served.output()}")
+            announced = _SERVING_RE.search(served.output())
+            if own_port and announced:
+                served.url = announced.group(1)
             try:
-                if requests.get(f"{served.url}/healthz", timeout=1).ok:
+                if served.url.rsplit(":", 1)[1] and requests.get(f"{served.url}/healthz", timeout=1).ok:
                     break
             except requests.ConnectionError:
                 pass

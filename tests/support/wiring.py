@@ -20,6 +20,7 @@ from b24app.config import Config
 from b24app.container import Services
 from b24app.sandbox.launcher import SandboxServer, start_sandbox
 from b24app.sandbox.models import AppCard, Portal
+from b24app.web.common import services as services_of
 from tests.conftest import make_config
 
 
@@ -44,7 +45,7 @@ class Stack:
 
     @property
     def services(self) -> Services:
-        return self.app.extensions["b24"]
+        return services_of(self.app)
 
     def client(self):
         return self.app.test_client()

@@ -169,6 +169,54 @@ def test_a_delete_that_succeeds_invalidates_the_cache() -> None:
     assert cache.invalidated == ["m1"]
 
 
+# -- replace --------------------------------------------------------------------------------------
+
+NEW = {**BADGE, "value": "Not answered", "type": "warning"}
+
+
+def test_a_replacement_deletes_then_adds_the_new_badge() -> None:
+    badges, portal, cache = wired(Script({GET: ok({"badge": BADGE}), DELETE: ok(True), ADD: ok({"badge": NEW})}))
+
+    assert badges.replace(portal.client, badges.validate(NEW)) == NEW
+
+    assert [r.method for r in portal.requests] == [GET, DELETE, ADD]
+    assert portal.sent(ADD)[0].payload == {**NEW, "auth": "a1"}
+    assert cache.invalidated
+
+
+def test_a_refused_replacement_puts_the_old_badge_back() -> None:
+    refused = error("WRONG_TYPE_VALUE", 400, "Wrong value of field `type`")
+    badges, portal, _cache = wired(Script({GET: ok({"badge": BADGE}), DELETE: ok(True),
+                                           ADD: [refused, ok({"badge": BADGE})]}))
+
+    with pytest.raises(BadgeValidationError):
+        badges.replace(portal.client, badges.validate(NEW))
+
+    new, old = portal.sent(ADD)
+    assert (new.payload["type"], old.payload) == ("warning", {**BADGE, "auth": "a1"})
+
+
+def test_a_replacement_whose_old_badge_cannot_be_put_back_says_so_in_the_log(caplog: Any) -> None:
+    refused = error("WRONG_TYPE_VALUE", 400, "Wrong value of field `type`")
+    badges, portal, _cache = wired(Script({GET: ok({"badge": BADGE}), DELETE: ok(True),
+                                           ADD: [refused, error("ACCESS_DENIED", 403, "Access denied")]}))
+
+    with pytest.raises(AccessDenied):
+        badges.replace(portal.client, badges.validate(NEW))
+
+    assert any("lost the badge" in r.getMessage() and r.levelname == "ERROR" for r in caplog.records)
+
+
+def test_a_replacement_of_a_badge_in_use_changes_nothing() -> None:
+    in_use = error("ENTITY_WITH_BADGE_EXISTS", 400, "There are entities with this badge. Delete them first.")
+    badges, portal, _cache = wired(Script({GET: ok({"badge": BADGE}), DELETE: in_use}))
+
+    with pytest.raises(BadgeInUse):
+        badges.replace(portal.client, badges.validate(NEW))
+
+    assert portal.sent(ADD) == []
+
+
 # -- import ---------------------------------------------------------------------------------------
 
 def item(i: int, **changes: Any) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """Portal REST methods. Importing this package registers every method in `REGISTRY`."""
-from . import activities, badges, batch, bindings, users  # noqa: F401 - registration side effects
+from . import activities, app, badges, batch, bindings, bizproc, system_activities, users  # noqa: F401 - registration
 from .base import REGISTRY, CallContext, MethodSpec, Paged
 
 __all__ = ["REGISTRY", "CallContext", "MethodSpec", "Paged"]

@@ -12,14 +12,14 @@ from typing import Any
 from ..envelope import iso
 from ..errors import RestError
 from ..layout import localized, validate_layout
-from ..models import Activity
+from ..listing import matches, page, parse_filter, sort_rows, start_of
+from ..models import Activity, Portal
 from ..phpquery import as_list
 from .base import CallContext, Paged, as_array, as_int, rest_method, upper_keys
 
 TRUE_VALUES = ("Y", "y", "1", "true")
 FALSE_VALUES = ("N", "n", "0", "false")
 PROVIDER_ID = "CONFIGURABLE_REST_APP"
-PAGE_SIZE = 50
 OWNER_TYPES = {1: "LEAD", 2: "DEAL", 3: "CONTACT", 4: "COMPANY", 7: "QUOTE"}
 
 
@@ -145,7 +145,7 @@ def configurable_update(ctx: CallContext, params: dict[str, Any]) -> dict[str, A
     fields = as_array(params, "fields", None) or {}
     layout = as_array(params, "layout", None)
     activity = ctx.portal.activities.get(activity_id)
-    if activity is None:
+    if activity is None or activity.system is not None:
         raise _not_found()
     errors = _context_errors(ctx, activity) + _field_errors(ctx, fields)
     if layout:
@@ -174,54 +174,72 @@ def configurable_get(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]
     if errors:
         raise errors[0]
     activity = ctx.portal.activities.get(activity_id)
-    if activity is None:
+    if activity is None or activity.system is not None:
         raise _not_found()
     return {"activity": activity_view(activity)}
 
 
-def _list_row(activity: Activity, lang: str) -> dict[str, Any]:
-    return {"ID": str(activity.id), "OWNER_ID": str(activity.owner_id), "OWNER_TYPE_ID": str(activity.owner_type_id),
-            "TYPE_ID": "6", "PROVIDER_ID": PROVIDER_ID, "PROVIDER_TYPE_ID": activity.type_id,
-            "SUBJECT": localized((activity.layout.get("header") or {}).get("title", ""), lang),
-            "COMPLETED": "Y" if activity.completed else "N", "RESPONSIBLE_ID": str(activity.responsible_id),
-            "CREATED": iso(activity.created), "LAST_UPDATED": iso(activity.updated),
-            "DEADLINE": activity.deadline or "", "ORIGINATOR_ID": activity.originator_id,
-            "ORIGIN_ID": activity.origin_id}
+LIST_FIELDS = ("ID", "OWNER_ID", "OWNER_TYPE_ID", "TYPE_ID", "PROVIDER_ID", "PROVIDER_TYPE_ID", "SUBJECT",
+               "CREATED", "LAST_UPDATED", "START_TIME", "END_TIME", "DEADLINE", "COMPLETED", "STATUS",
+               "RESPONSIBLE_ID", "PRIORITY", "DESCRIPTION", "DIRECTION", "AUTHOR_ID", "EDITOR_ID", "ORIGINATOR_ID",
+               "ORIGIN_ID")
+EXTRA_FIELDS = ("COMMUNICATIONS",)  # only when named in `select` (docs/bitrix24-protocol.md §5.8)
 
 
-def _matches(row: dict[str, Any], filters: dict[str, Any]) -> bool:
-    for raw_key, expected in filters.items():
-        key = raw_key.lstrip("=")
-        if key not in row:
-            continue
-        values = as_list(expected)
-        wanted = [str(v) for v in values] if values is not None else [str(expected)]
-        if key == "COMPLETED":
-            wanted = ["Y" if _bool_value(v) else "N" for v in wanted]
-        if str(row[key]) not in wanted:
-            return False
-    return True
+def list_row(activity: Activity, portal: Portal) -> dict[str, Any]:
+    """The old-style row of any activity: string values, dates in the portal's zone (§3.2, §5.8)."""
+    row = _configurable_row(activity, portal) if activity.system is None else _system_row(activity, portal)
+    row.update({"ID": str(activity.id), "OWNER_ID": str(activity.owner_id),
+                "OWNER_TYPE_ID": str(activity.owner_type_id), "RESPONSIBLE_ID": str(activity.responsible_id),
+                "COMPLETED": "Y" if activity.completed else "N", "STATUS": "2" if activity.completed else "1",
+                "CREATED": iso(activity.created, portal.tz), "LAST_UPDATED": iso(activity.updated, portal.tz),
+                "DEADLINE": activity.deadline or "", "ORIGINATOR_ID": activity.originator_id,
+                "ORIGIN_ID": activity.origin_id})
+    return {key: row.get(key, "") for key in LIST_FIELDS + EXTRA_FIELDS}
+
+
+def _configurable_row(activity: Activity, portal: Portal) -> dict[str, Any]:
+    return {"TYPE_ID": "6", "PROVIDER_ID": PROVIDER_ID, "PROVIDER_TYPE_ID": activity.type_id,
+            "SUBJECT": localized((activity.layout.get("header") or {}).get("title", ""), portal.language),
+            "PRIORITY": "2", "DIRECTION": "0", "AUTHOR_ID": str(activity.responsible_id),
+            "EDITOR_ID": str(activity.responsible_id), "COMMUNICATIONS": []}
+
+
+def _system_row(activity: Activity, portal: Portal) -> dict[str, Any]:
+    fields = activity.system
+    assert fields is not None
+    return {"TYPE_ID": str(fields.type_num), "PROVIDER_ID": fields.provider_id,
+            "PROVIDER_TYPE_ID": fields.provider_type_id, "SUBJECT": fields.subject,
+            "START_TIME": fields.start_time, "END_TIME": fields.end_time, "PRIORITY": str(fields.priority),
+            "DESCRIPTION": fields.description, "DIRECTION": str(fields.direction),
+            "AUTHOR_ID": str(fields.author_id), "EDITOR_ID": str(fields.author_id),
+            "COMMUNICATIONS": [dict(c) for c in fields.communications]}
+
+
+def _normalized(field: str, values: list[str]) -> list[str]:
+    """COMPLETED accepts the boolean spellings the controller accepts (Y/N, 1/0, true/false)."""
+    if field == "COMPLETED":
+        return ["Y" if _bool_value(v) else "N" for v in values]
+    return values
+
+
+def _selected(rows: list[dict[str, Any]], select: list[Any]) -> list[dict[str, Any]]:
+    """`select` names fields; `*` (or nothing) means the standard ones; COMMUNICATIONS only when named."""
+    names = {str(s).upper() for s in select}
+    wanted = set(LIST_FIELDS) if not names or "*" in names else names & set(LIST_FIELDS)
+    wanted |= (names & set(EXTRA_FIELDS)) | {"ID"}
+    return [{k: v for k, v in r.items() if k in wanted} for r in rows]
 
 
 @rest_method("crm.activity.list", scope="crm")
 def activity_list(ctx: CallContext, params: dict[str, Any]) -> Paged:
+    """Filters with prefixes, order, pages of 50, `start=-1` without counting (docs/bitrix24-protocol.md §3.5)."""
     args = upper_keys(params)
-    filters, order = upper_keys(_mapping(args.get("FILTER"))), upper_keys(_mapping(args.get("ORDER")))
-    select = as_list(args.get("SELECT")) or []
-    try:
-        start = max(0, int(args.get("START") or 0))
-    except (TypeError, ValueError):
-        start = 0
-    rows = [_list_row(a, ctx.portal.language) for a in ctx.portal.activities.values()]
-    rows = [r for r in rows if _matches(r, filters)]
-    descending = str(order.get("ID", "ASC")).upper() == "DESC"
-    rows.sort(key=lambda r: int(r["ID"]), reverse=descending)
-    page = rows[start:start + PAGE_SIZE]
-    wanted = {str(s).upper() for s in select} - {"*"}
-    if wanted:
-        page = [{k: v for k, v in r.items() if k in wanted or k == "ID"} for r in page]
-    more = start + PAGE_SIZE < len(rows)
-    return Paged(page, total=len(rows), next=start + PAGE_SIZE if more else None)
+    conditions = parse_filter(_mapping(args.get("FILTER")), _normalized)
+    rows = [list_row(a, ctx.portal) for a in ctx.portal.activities.values()]
+    rows = sort_rows([r for r in rows if matches(r, conditions)], _mapping(args.get("ORDER")))
+    chunk, total, following = page(rows, start_of(args.get("START")))
+    return Paged(_selected(chunk, as_list(args.get("SELECT")) or []), total=total, next=following)
 
 
 @rest_method("crm.activity.delete", scope="crm")

@@ -2,26 +2,35 @@
 
 Engine-controller semantics: binder errors first (`100`), then the action's own checks in source
 order (admin, title, value, type, code length, ORM uniqueness); only the first error is returned,
-always with HTTP 400.
+always with HTTP 400. The code-length check exists in one core version only, so its limit is a
+portal setting (`badge_code_limit`, 30 by default; None leaves only the 255-character column).
 """
 from __future__ import annotations
 
 from typing import Any
 
 from ..errors import RestError, param_missing
-from ..models import PORTAL_LANGUAGES, Badge
+from ..models import BADGE_CODE_COLUMN, PORTAL_LANGUAGES, Badge
 from .base import CallContext, Paged, as_str, rest_method
 
 BADGE_TYPES = ("success", "failure", "warning", "primary", "secondary")
-MAX_CODE_LENGTH = 30
 
 
 def _access_denied() -> RestError:
     return RestError("ACCESS_DENIED", "Access denied.", 400)
 
 
-def _not_found(code: str) -> RestError:
-    return RestError("NOT_FOUND", f"Badge not found for code `{code}`", 400)
+def _not_found() -> RestError:
+    """The docs' text; the mirrored core says "Badge not found for code `X`" (docs/bitrix24-protocol.md §5.3)."""
+    return RestError("NOT_FOUND", "Not found.", 400)
+
+
+def _code_too_long(ctx: CallContext, code: str) -> RestError | None:
+    limit = ctx.portal.settings.badge_code_limit
+    bound = BADGE_CODE_COLUMN if limit is None else limit
+    if len(code) <= bound:
+        return None
+    return RestError(0, f"The length of the `code` field must not exceed {bound} characters")
 
 
 def _translated_text_errors(value: Any, field: str) -> list[RestError]:
@@ -62,8 +71,9 @@ def badge_add(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
         errors.append(RestError("WRONG_TYPE_VALUE", "Wrong value of field `type`"))
     if errors:
         raise errors[0]
-    if len(code) > MAX_CODE_LENGTH:
-        raise RestError(0, "The length of the `code` field must not exceed 30 characters")
+    too_long = _code_too_long(ctx, code)
+    if too_long is not None:
+        raise too_long
     if code == "":
         raise RestError("BX_EMPTY_REQUIRED", 'Field "CODE" is required')
     if code in ctx.portal.badges:
@@ -78,7 +88,7 @@ def badge_get(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
     code = as_str(params, "code")
     badge = ctx.portal.badges.get(code)
     if badge is None:
-        raise _not_found(code)
+        raise _not_found()
     return {"badge": badge.public()}
 
 
@@ -94,7 +104,7 @@ def badge_delete(ctx: CallContext, params: dict[str, Any]) -> bool:
     if not ctx.user.admin:
         raise _access_denied()
     if code not in ctx.portal.badges:
-        raise _not_found(code)
+        raise _not_found()
     if any(a.shows_badge and a.badge_code == code for a in ctx.portal.activities.values()):
         raise RestError("ENTITY_WITH_BADGE_EXISTS", "There are entities with this badge. Delete them first.")
     del ctx.portal.badges[code]

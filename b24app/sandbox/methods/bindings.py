@@ -25,8 +25,14 @@ SINGLE_HANDLER_PLACEMENTS = {"REST_APP_URI", "PAGE_BACKGROUND_WORKER"}
 _CRM_PLACEMENT = re.compile(
     r"^CRM_(DEAL|LEAD|CONTACT|COMPANY|QUOTE|SMART_INVOICE|ORDER|DYNAMIC_\d+)_"
     r"(DETAIL_TAB|DETAIL_ACTIVITY|LIST_MENU|DETAIL_TOOLBAR|LIST_TOOLBAR|ACTIVITY_TIMELINE_MENU)$")
-OTHER_PLACEMENTS = {"LEFT_MENU", "REST_APP_URI", "PAGE_BACKGROUND_WORKER", "USER_PROFILE_MENU",
-                    "USER_PROFILE_TOOLBAR"}
+GLOBAL_PLACEMENTS = ("LEFT_MENU", "REST_APP_URI", "PAGE_BACKGROUND_WORKER")
+USER_PLACEMENTS = ("USER_PROFILE_MENU", "USER_PROFILE_TOOLBAR")
+OTHER_PLACEMENTS = set(GLOBAL_PLACEMENTS) | set(USER_PLACEMENTS)
+CRM_PLACEMENTS = tuple(f"CRM_{entity}_{kind}"
+                       for entity in ("DEAL", "LEAD", "CONTACT", "COMPANY", "QUOTE", "SMART_INVOICE")
+                       for kind in ("DETAIL_TAB", "DETAIL_ACTIVITY", "LIST_MENU", "DETAIL_TOOLBAR", "LIST_TOOLBAR",
+                                    "ACTIVITY_TIMELINE_MENU"))
+USER_SCOPES = {"user", "user_brief", "user_basic"}
 
 
 def _app_context(ctx: CallContext) -> str:
@@ -48,13 +54,55 @@ def _check_handler(url: str) -> None:
         raise RestError("ERROR_WRONG_HANDLER_URL", "Wrong handler URL")
 
 
+def _events_of(scope: str) -> set[str]:
+    if scope == "crm":
+        return CRM_EVENTS
+    return USER_EVENTS if scope in USER_SCOPES else set()
+
+
 def _known_events(ctx: CallContext) -> set[str]:
     known = set(BASIC_EVENTS)
-    if "crm" in ctx.scopes:
-        known |= CRM_EVENTS
-    if ctx.scopes & {"user", "user_brief", "user_basic"}:
-        known |= USER_EVENTS
+    for scope in ctx.scopes:
+        known |= _events_of(scope)
     return known
+
+
+def _scope_or_full(params: dict[str, Any]) -> tuple[str, bool]:
+    args = upper_keys(params)
+    full = str(args.get("FULL") or "").lower() in ("1", "true", "y")
+    return str(args.get("SCOPE") or "").strip().lower(), full
+
+
+@rest_method("events")
+def events(ctx: CallContext, params: dict[str, Any]) -> list[str]:
+    """The events an app may bind: of one SCOPE, all (FULL), or the app's scopes plus the basic ones (§5.9)."""
+    _app_context(ctx)
+    scope, full = _scope_or_full(params)
+    if scope:
+        names = _events_of(scope)
+    elif full:
+        names = BASIC_EVENTS | CRM_EVENTS | USER_EVENTS
+    else:
+        names = _known_events(ctx)
+    return sorted(names, key=lambda e: (e not in BASIC_EVENTS, e not in USER_EVENTS, e))
+
+
+def _placements_of(scope: str) -> tuple[str, ...]:
+    if scope == "crm":
+        return CRM_PLACEMENTS
+    return USER_PLACEMENTS if scope in USER_SCOPES else ()
+
+
+@rest_method("placement.list", scope="placement")
+def placement_list(ctx: CallContext, params: dict[str, Any]) -> list[str]:
+    """Placement codes: of one SCOPE, all (FULL), or the app's scopes plus the global ones (§5.7)."""
+    _app_context(ctx)
+    scope, full = _scope_or_full(params)
+    if scope:
+        return list(_placements_of(scope))
+    scopes = {"crm", "user"} if full else ctx.scopes
+    codes = [code for s in sorted(scopes) for code in _placements_of(s)]
+    return list(dict.fromkeys([*codes, *GLOBAL_PLACEMENTS]))
 
 
 @rest_method("event.bind")

@@ -9,6 +9,18 @@
 (function () {
   "use strict";
 
+  // The language switch of the top bar submits on change (it works without script through its button).
+  var languages = document.querySelector(".lang-switch select");
+  if (languages) {
+    languages.addEventListener("change", function () {
+      languages.form.submit();
+    });
+  }
+})();
+
+(function () {
+  "use strict";
+
   var holder = document.getElementById("b24-frame");
   if (!holder) {
     return;

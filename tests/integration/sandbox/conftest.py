@@ -11,7 +11,7 @@ import requests
 
 from b24app.sandbox import AppCard, Portal, Sandbox, SandboxServer, start_sandbox
 
-from .stub_app import AppStub
+from .stub_app import AppStub, Received
 
 
 @pytest.fixture(scope="session")
@@ -77,3 +77,34 @@ def call(session: requests.Session, portal: Portal, method: str, token: str | No
     if token is not None:
         body["auth"] = token
     return session.post(portal.client_endpoint + method, json=body, timeout=10, allow_redirects=False)
+
+
+def robot_fields(stub, **overrides: Any) -> dict[str, Any]:
+    """What the app's install.json robot registers, in the docs' casing (Name, Type…)."""
+    fields: dict[str, Any] = {
+        "CODE": "activity_badge", "HANDLER": stub.url + "/robot", "AUTH_USER_ID": 3, "USE_SUBSCRIPTION": "Y",
+        "NAME": {"en": "Set activity badge", "de": "Aktivitäts-Badge setzen"},
+        "PROPERTIES": {"badge": {"Name": {"en": "Badge"}, "Type": "select", "Options": {"missedCall": "Missed call"}},
+                       "action": {"Name": "Action", "Type": "select", "Default": "set",
+                                  "Options": {"set": "Set", "clear": "Clear"}}},
+        "RETURN_PROPERTIES": {"activity_id": {"Name": "Activity ID", "Type": "int"},
+                              "badge": {"Name": "Badge shown", "Type": "string"}},
+        "FILTER": {"INCLUDE": [["crm", "CCrmDocumentDeal"]]}}
+    fields.update(overrides)
+    return fields
+
+
+def add_robot(http, installed: Installed, stub, **overrides: Any) -> requests.Response:
+    return call(http, installed.portal, "bizproc.robot.add", installed.admin["access_token"],
+                **robot_fields(stub, **overrides))
+
+
+def posts(stub, portal: Portal, path: str = "/robot") -> list[Received]:
+    return [r for r in stub.at(path) if r.form.get("auth[member_id]") == portal.member_id]
+
+
+@pytest.fixture
+def robot(http, installed: Installed, stub) -> Installed:
+    """The portal with the app's robot registered."""
+    assert add_robot(http, installed, stub).json()["result"] is True
+    return installed

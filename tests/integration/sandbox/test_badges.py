@@ -79,10 +79,35 @@ def test_bad_type_is_wrong_type_value(http, installed: Installed) -> None:
 
 
 def test_code_longer_than_30_is_error_0(http, installed: Installed) -> None:
-    """§5.1: code ≤ 30 chars; longer -> `0` "The length of the `code` field must not exceed 30 characters"."""
+    """§5.1: by default (the core version that checks) code ≤ 30 chars; longer -> `0` "The length of the `code`
+    field must not exceed 30 characters"."""
+    assert installed.portal.settings.badge_code_limit == 30
     assert add(http, installed, code="c" * 30).status_code == 200
     assert err(add(http, installed, code="c" * 31)) == (
         400, 0, "The length of the `code` field must not exceed 30 characters")
+
+
+def test_without_the_code_limit_36_characters_pass(http, installed: Installed, sb: Sandbox) -> None:
+    """§5.1: the docs state no limit and the official SDK's live test adds 36-character codes: with the portal's
+    `badge_code_limit` off, codes up to the 255-character column are accepted, longer ones refused."""
+    sb.configure_portal(installed.portal, badge_code_limit=None)
+    sdk_code = "b24pysdk_test_badge_" + "1" * 16
+    assert len(sdk_code) == 36
+    assert add(http, installed, code=sdk_code).status_code == 200
+    assert add(http, installed, code="c" * 255).status_code == 200
+    assert err(add(http, installed, code="c" * 256)) == (
+        400, 0, "The length of the `code` field must not exceed 255 characters")
+
+
+def test_code_limit_is_set_through_the_control_api(http, installed: Installed, server) -> None:
+    """§5.1: the setting is per portal and reachable over HTTP (`/_sandbox/portals/<ref>/settings`)."""
+    url = f"{server.control_url}/portals/{installed.portal.member_id}/settings"
+    assert http.post(url, json={"badge_code_limit": 40}, timeout=10).json()["badge_code_limit"] == 40
+    assert add(http, installed, code="c" * 40).status_code == 200
+    assert err(add(http, installed, code="d" * 41))[2] == "The length of the `code` field must not exceed 40 characters"
+    refused = http.post(url, json={"badge_code_limit": 0}, timeout=10)
+    assert (refused.status_code, refused.json()["error"]) == (400, "SANDBOX_ERROR")
+    assert http.get(url, timeout=10).json()["badge_code_limit"] == 40
 
 
 def test_duplicate_code_is_bx_invalid_value(http, installed: Installed) -> None:
@@ -97,13 +122,13 @@ def test_only_the_first_error_is_returned(http, installed: Installed) -> None:
 
 
 def test_get_and_not_found(http, installed: Installed) -> None:
-    """§5.3: get -> {"badge": {...}}; unknown -> 400 NOT_FOUND "Badge not found for code `X`"."""
+    """§5.3: get -> {"badge": {...}}; unknown -> 400 NOT_FOUND "Not found." (the docs' text)."""
     add(http, installed)
     token = installed.user["access_token"]  # get/list are open to any user (§5.1)
     got = call(http, installed.portal, "crm.activity.badge.get", token, code="b_one")
     assert got.json()["result"]["badge"]["code"] == "b_one"
     assert err(call(http, installed.portal, "crm.activity.badge.get", token, code="nope")) == (
-        400, "NOT_FOUND", "Badge not found for code `nope`")
+        400, "NOT_FOUND", "Not found.")
 
 
 def test_list_returns_badges_and_total(http, installed: Installed) -> None:
@@ -117,7 +142,7 @@ def test_list_returns_badges_and_total(http, installed: Installed) -> None:
 
 
 def test_delete(http, installed: Installed) -> None:
-    """§5.5: delete -> {"result": true}; non-admin ACCESS_DENIED; unknown NOT_FOUND."""
+    """§5.5: delete -> {"result": true}; non-admin ACCESS_DENIED; unknown NOT_FOUND "Not found."."""
     add(http, installed)
     portal = installed.portal
     assert err(call(http, portal, "crm.activity.badge.delete", installed.user["access_token"], code="b_one"))[1] \
@@ -125,7 +150,7 @@ def test_delete(http, installed: Installed) -> None:
     assert call(http, portal, "crm.activity.badge.delete", installed.admin["access_token"],
                 code="b_one").json()["result"] is True
     assert err(call(http, portal, "crm.activity.badge.delete", installed.admin["access_token"], code="b_one")) == (
-        400, "NOT_FOUND", "Badge not found for code `b_one`")
+        400, "NOT_FOUND", "Not found.")
 
 
 def test_delete_refused_while_an_open_activity_shows_it(http, installed: Installed, sb: Sandbox) -> None:

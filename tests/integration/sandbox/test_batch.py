@@ -50,7 +50,7 @@ def test_per_command_errors_and_halt(http, installed: Installed) -> None:
     cmd = {"bad": "crm.activity.badge.get?code=missing", "good": "profile"}
     inner = batch(http, installed, cmd).json()["result"]
     assert inner["result_error"]["bad"] == {"error": "NOT_FOUND",
-                                            "error_description": "Badge not found for code `missing`"}
+                                            "error_description": "Not found."}
     assert "good" in inner["result"]
     halted = batch(http, installed, cmd, halt=1).json()["result"]
     assert "bad" in halted["result_error"]

@@ -59,3 +59,21 @@ def test_drive_everything_over_http(server: SandboxServer, stub) -> None:
         assert bad.status_code == 400
         assert bad.json()["error"] == "SANDBOX_ERROR"
         assert http.delete(api + f"/portals/{member}", timeout=10).json() == {"removed": True}
+
+
+def test_portal_settings_over_http(server: SandboxServer) -> None:
+    """§2.3, §3.2, §5.1: `POST /portals` takes `settings`; the summary and `/portals/<ref>/settings` report them;
+    unknown names and bad values are 400 SANDBOX_ERROR."""
+    api = server.control_url
+    with requests.Session() as http:
+        created = http.post(api + "/portals", json={"settings": {"badge_code_limit": None, "time_zone": "+05:00",
+                                                                 "refresh_revokes_access": False}}, timeout=10)
+        assert created.status_code == 201
+        expected = {"badge_code_limit": None, "time_zone": "+05:00", "refresh_revokes_access": False}
+        assert created.json()["settings"] == expected
+        member = created.json()["member_id"]
+        assert http.get(api + f"/portals/{member}/settings", timeout=10).json() == expected
+        for bad in ({"time_zone": "MSK"}, {"colour": "blue"}, {"refresh_revokes_access": "no"}):
+            refused = http.post(api + f"/portals/{member}/settings", json=bad, timeout=10)
+            assert (refused.status_code, refused.json()["error"]) == (400, "SANDBOX_ERROR"), bad
+        assert http.post(api + "/portals", json={"settings": {"badge_code_limit": 300}}, timeout=10).status_code == 400

@@ -114,8 +114,20 @@ def test_rest_only_install(stub, http, sb: Sandbox, portal: Portal) -> None:
     assert result.status == 200
     [got] = stub.at("/install")
     assert got.form["event"] == "ONAPPINSTALL"
-    assert "event_handler_id" not in got.form
     assert call(http, portal, "app.info", got.form["auth[access_token]"]).json()["result"]["INSTALLED"] is True
+
+
+def test_rest_only_install_carries_an_event_handler_id(stub, sb: Sandbox, portal: Portal) -> None:
+    """§1.4: core registers the install URL as an ONAPPINSTALL handler row, so the server-to-server POST carries
+    `event_handler_id` (an integer, as the official SDK's OAuthEventData requires), a new one per install;
+    the row is not one the app bound, so event.get does not list it."""
+    stub.clear()
+    sb.install(portal, rest_only=True)
+    sb.uninstall(portal)
+    sb.install(portal, rest_only=True)
+    first, second = (int(got.form["event_handler_id"]) for got in stub.at("/install"))
+    assert 0 < first < second
+    assert portal.event_handlers == []
 
 
 def test_only_an_admin_can_install(sb: Sandbox, portal: Portal) -> None:

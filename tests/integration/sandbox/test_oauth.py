@@ -229,3 +229,48 @@ def test_unknown_grant_type(http, card: AppCard, server: SandboxServer) -> None:
     resp = _token(http, server, card, grant_type="password")
     assert resp.status_code == 400
     assert resp.json()["error"] == "unsupported_grant_type"
+
+
+def test_unknown_client_id_is_wrong_client_with_http_200(http, server: SandboxServer, card: AppCard) -> None:
+    """§2.4: an unknown client_id gets HTTP 200 with `{"error": "wrong_client", ...}`, as the official SDK's live
+    test (test_errors_oauth.py) expects; a wrong secret for a known client stays invalid_client (400)."""
+    before = server.counters.snapshot()["oauth"]
+    resp = http.get(server.oauth_url + "/oauth/token/", params={
+        "grant_type": "authorization_code", "client_id": "WRONG_CLIENT_ID_12345",
+        "client_secret": card.client_secret, "code": "any_code"}, timeout=10)
+    assert resp.status_code == 200
+    assert resp.json()["error"] == "wrong_client"
+    assert "access_token" not in resp.json()
+    after = server.counters.snapshot()["oauth"]
+    assert (after["code_ok"], after["code_failed"]) == (before["code_ok"], before["code_failed"] + 1)
+
+
+@pytest.mark.parametrize("path", ["/rest/app.info", "/rest/app.info/", "/rest/app.info.json"])
+def test_oauth_app_info_with_or_without_trailing_slash(http, installed: Installed, server: SandboxServer,
+                                                       path: str) -> None:
+    """§6.2: b24pysdk calls `/rest/app.info/`; the trailing slash and `.json` name the same method."""
+    resp = http.get(server.oauth_url + path, params={"auth": installed.admin["access_token"]}, timeout=10)
+    assert resp.status_code == 200
+    assert resp.json()["result"]["install"]["member_id"] == installed.portal.member_id
+
+
+def test_old_access_token_can_outlive_a_refresh(http, installed: Installed, card: AppCard, server: SandboxServer,
+                                                sb: Sandbox) -> None:
+    """§2.3: with the portal's `refresh_revokes_access` off the access token issued with a used refresh token
+    keeps working until it expires (what the official SDK's suite relies on); the refresh token still rotates."""
+    sb.configure_portal(installed.portal, refresh_revokes_access=False)
+    old = installed.admin
+    new = _token(http, server, card, grant_type="refresh_token", refresh_token=old["refresh_token"]).json()
+    assert call(http, installed.portal, "profile", old["access_token"]).status_code == 200
+    assert call(http, installed.portal, "profile", new["access_token"]).status_code == 200
+    reuse = _token(http, server, card, grant_type="refresh_token", refresh_token=old["refresh_token"])
+    assert reuse.json()["error"] == "invalid_grant"
+    sb.clock.advance(3601)
+    assert call(http, installed.portal, "profile", old["access_token"]).json()["error"] == "expired_token"
+
+
+def test_refresh_revokes_access_is_the_default(installed: Installed, server: SandboxServer) -> None:
+    """§2.3: the documented behaviour (the legacy docs: both die) is the default, and the control API reports it."""
+    assert installed.portal.settings.refresh_revokes_access is True
+    url = f"{server.control_url}/portals/{installed.portal.member_id}/settings"
+    assert requests.get(url, timeout=10).json()["refresh_revokes_access"] is True

@@ -1,0 +1,97 @@
+"""Work that must not run on a request thread — re-binding after an update, robot runs — shared fairly.
+
+Bitrix24 wants event and robot handlers to answer at once (docs/bitrix24-protocol.md §1.6, §11.3), so
+their portal calls run here. One portal's burst (an automation rule firing on 5,000 deals) must not
+delay the others: each portal has its own FIFO queue and the workers take portals in turn, one job at
+a time. Jobs live in this process only; gunicorn's worker_exit lets queued ones finish (`shutdown`).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict, deque
+from collections.abc import Callable
+
+from .errors import AppError
+
+log = logging.getLogger(__name__)
+
+MAX_QUEUED = 100_000
+
+
+class JobQueueFull(AppError):
+    """More than MAX_QUEUED jobs wait in this process, or it is shutting down."""
+
+    code = "SERVICE_UNAVAILABLE"
+
+
+class Jobs:
+    def __init__(self, workers: int = 4, *, name: str = "b24-jobs", max_queued: int = MAX_QUEUED,
+                 outages: tuple[type[BaseException], ...] = ()) -> None:
+        """`outages`: exceptions that mean a dependency is down (Redis, the portal): logged in one line,
+        since a traceback says nothing more; anything else is a bug and keeps its traceback."""
+        self._outages: tuple[type[BaseException], ...] = (AppError, *outages)
+        self._queues: OrderedDict[str, deque[Callable[[], None]]] = OrderedDict()
+        self._ready = threading.Condition()
+        self._queued = 0
+        self._running = 0
+        self._max_queued = max_queued
+        self._closed = False
+        self._threads = [threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True) for i in range(workers)]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, key: str, job: Callable[[], None]) -> None:
+        """Queue `job` behind the other jobs of `key` (a portal's member_id)."""
+        with self._ready:
+            if self._closed:
+                raise JobQueueFull("the process is shutting down")
+            if self._queued >= self._max_queued:
+                raise JobQueueFull(f"{self._queued} jobs are waiting")
+            self._queues.setdefault(key, deque()).append(job)
+            self._queued += 1
+            self._ready.notify()
+
+    def pending(self, key: str) -> int:
+        with self._ready:
+            return len(self._queues.get(key, ()))
+
+    def wait(self, timeout: float = 30.0) -> bool:
+        """Block until nothing is queued or running (tests, shutdown); False on timeout."""
+        with self._ready:
+            return self._ready.wait_for(lambda: self._queued == 0 and self._running == 0, timeout)
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Let queued jobs finish (up to `timeout`), then stop taking new ones."""
+        self.wait(timeout)
+        with self._ready:
+            self._closed = True
+            self._ready.notify_all()
+
+    def _next(self) -> Callable[[], None] | None:
+        with self._ready:
+            while not self._queues:
+                if self._closed:
+                    return None
+                self._ready.wait()
+            key, queue = next(iter(self._queues.items()))
+            job = queue.popleft()
+            del self._queues[key]
+            if queue:
+                self._queues[key] = queue  # to the back: the other portals go first
+            self._queued -= 1
+            self._running += 1
+            return job
+
+    def _work(self) -> None:
+        while (job := self._next()) is not None:
+            try:
+                job()
+            except self._outages as exc:
+                log.warning("background job failed", extra={"error": f"{type(exc).__name__}: {exc}"[:300]})
+            except Exception:
+                log.exception("background job failed")
+            finally:
+                with self._ready:
+                    self._running -= 1
+                    self._ready.notify_all()

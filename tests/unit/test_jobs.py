@@ -1,0 +1,70 @@
+"""Background jobs (b24app/jobs.py): one portal's burst does not hold back the others."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from b24app.jobs import JobQueueFull, Jobs
+
+
+def test_portals_take_turns_whatever_their_backlog() -> None:
+    gate = threading.Event()
+    order: list[str] = []
+    jobs = Jobs(workers=1)
+    jobs.submit("gate", gate.wait)  # holds the only worker while the queues fill
+    for n in range(50):
+        jobs.submit("busy", lambda n=n: order.append(f"busy{n}"))
+    jobs.submit("quiet", lambda: order.append("quiet"))
+    gate.set()
+    assert jobs.wait(10)
+    assert order.index("quiet") <= 1, order[:5]
+    assert [o for o in order if o.startswith("busy")] == [f"busy{n}" for n in range(50)], "FIFO per portal"
+    jobs.shutdown()
+
+
+def test_a_failing_job_does_not_stop_the_worker() -> None:
+    done: list[int] = []
+    jobs = Jobs(workers=1)
+    jobs.submit("m1", lambda: 1 / 0)
+    jobs.submit("m1", lambda: done.append(1))
+    assert jobs.wait(10)
+    assert done == [1]
+    jobs.shutdown()
+
+
+def test_the_queue_is_bounded_and_closes_on_shutdown() -> None:
+    gate = threading.Event()
+    jobs = Jobs(workers=1, max_queued=2)
+    jobs.submit("m1", gate.wait)
+    assert jobs.wait(0.05) is False, "still running"
+    jobs.submit("m1", lambda: None)
+    jobs.submit("m2", lambda: None)
+    with pytest.raises(JobQueueFull):
+        jobs.submit("m3", lambda: None)
+    gate.set()
+    jobs.shutdown()
+    with pytest.raises(JobQueueFull):
+        jobs.submit("m1", lambda: None)
+
+
+def test_an_outage_is_one_log_line_and_a_bug_keeps_its_traceback(caplog) -> None:
+    class Down(Exception):
+        pass
+
+    jobs = Jobs(workers=1, outages=(Down,))
+
+    def outage() -> None:
+        raise Down("redis: connection refused")
+
+    def bug() -> None:
+        raise KeyError("oops")
+    with caplog.at_level("WARNING", logger="b24app.jobs"):
+        jobs.submit("a", outage)
+        jobs.submit("a", bug)
+        assert jobs.wait(5)
+    outage_record, bug_record = caplog.records
+    assert (outage_record.levelname, outage_record.exc_info) == ("WARNING", None)
+    assert outage_record.error == "Down: redis: connection refused"
+    assert bug_record.levelname == "ERROR", "log.exception: the traceback goes with it"
+    jobs.shutdown()
