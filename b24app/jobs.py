@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 
@@ -36,33 +37,69 @@ class Jobs:
         self._queued = 0
         self._running = 0
         self._max_queued = max_queued
-        self._closed = False
+        self._closing = False  # delayed jobs are released at once
+        self._closed = False  # nothing more is taken
+        self._delayed: dict[tuple[str, str], tuple[float, Callable[[], None]]] = {}
         self._threads = [threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True) for i in range(workers)]
+        self._threads.append(threading.Thread(target=self._release_delayed, name=f"{name}-timer", daemon=True))
         for thread in self._threads:
             thread.start()
 
     def submit(self, key: str, job: Callable[[], None]) -> None:
         """Queue `job` behind the other jobs of `key` (a portal's member_id)."""
         with self._ready:
+            self._enqueue(key, job)
+
+    def debounce(self, key: str, name: str, delay: float, job: Callable[[], None]) -> None:
+        """Queue `job` once `delay` seconds pass with no other call for the same `key` and `name`: a burst
+        of changes (an import in 100 chunks) costs one run, after the last of them."""
+        with self._ready:
             if self._closed:
                 raise JobQueueFull("the process is shutting down")
-            if self._queued >= self._max_queued:
-                raise JobQueueFull(f"{self._queued} jobs are waiting")
-            self._queues.setdefault(key, deque()).append(job)
-            self._queued += 1
-            self._ready.notify()
+            self._delayed[(key, name)] = (time.monotonic() + delay, job)
+            self._ready.notify_all()
+
+    def _enqueue(self, key: str, job: Callable[[], None]) -> None:
+        if self._closed:
+            raise JobQueueFull("the process is shutting down")
+        if self._queued >= self._max_queued:
+            raise JobQueueFull(f"{self._queued} jobs are waiting")
+        self._queues.setdefault(key, deque()).append(job)
+        self._queued += 1
+        self._ready.notify_all()
+
+    def _release_delayed(self) -> None:
+        """Moves debounced jobs to their queues when due (all at once when shutting down)."""
+        with self._ready:
+            while True:
+                now = time.monotonic()
+                for (key, name), (due, job) in list(self._delayed.items()):
+                    if due <= now or self._closing:
+                        del self._delayed[(key, name)]
+                        try:
+                            self._enqueue(key, job)
+                        except JobQueueFull as exc:
+                            log.warning("delayed job dropped", extra={"job": name, "error": exc.description})
+                if self._closed:
+                    return
+                next_due = min((due for due, _ in self._delayed.values()), default=None)
+                self._ready.wait(None if next_due is None else max(0.0, next_due - now))
 
     def pending(self, key: str) -> int:
         with self._ready:
             return len(self._queues.get(key, ()))
 
     def wait(self, timeout: float = 30.0) -> bool:
-        """Block until nothing is queued or running (tests, shutdown); False on timeout."""
+        """Block until nothing is delayed, queued or running (tests, shutdown); False on timeout."""
         with self._ready:
-            return self._ready.wait_for(lambda: self._queued == 0 and self._running == 0, timeout)
+            return self._ready.wait_for(lambda: not self._delayed and self._queued == 0 and self._running == 0,
+                                        timeout)
 
     def shutdown(self, timeout: float = 10.0) -> None:
-        """Let queued jobs finish (up to `timeout`), then stop taking new ones."""
+        """Run delayed jobs now, let queued ones finish (up to `timeout`), then stop taking new ones."""
+        with self._ready:
+            self._closing = True
+            self._ready.notify_all()
         self.wait(timeout)
         with self._ready:
             self._closed = True

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,17 +34,21 @@ class BindReport:
     skipped: list[str] = field(default_factory=list)
 
 
+# Seconds without a catalogue change before the robots' badge list is registered again.
+ROBOTS_QUIET = 3.0
+
+
 class Binder:
     def __init__(self, *, clients: PortalClients, manifest: Manifest, store: InstallationStore, app_url: str,
-                 jobs: Jobs, badge_options: BadgeOptions = lambda _portal: {}) -> None:
+                 jobs: Jobs, badge_options: BadgeOptions = lambda _portal: {},
+                 robots_quiet: float = ROBOTS_QUIET) -> None:
         self._clients = clients
         self._manifest = manifest
         self._store = store
         self._app_url = app_url
         self._jobs = jobs
         self._badge_options = badge_options
-        self._robots_queued: set[str] = set()
-        self._guard = threading.Lock()
+        self.robots_quiet = robots_quiet
 
     def bind(self, member_id: str) -> BindReport:
         """(Re)bind every event, placement and robot of install.json that is not bound yet."""
@@ -131,27 +134,21 @@ class Binder:
         self._later(member_id, "binding", self.bind)
 
     def robots_later(self, member_id: str) -> None:
-        """Re-register the robots in the background, e.g. after the badge catalogue changed. Changes made
-        while one is queued ride along with it: a burst of writes costs the portal one registration."""
+        """Re-register the robots in the background once the catalogue has been quiet for `robots_quiet`
+        seconds: an import in 100 chunks costs the portal one registration, not 100 that would take the
+        import's rate-limit slots."""
         if not self._manifest.robots:
             return
-        with self._guard:
-            if member_id in self._robots_queued:
-                return
-            self._robots_queued.add(member_id)
-
-        def register(member: str) -> BindReport:
-            with self._guard:
-                self._robots_queued.discard(member)
-            return self.register_robots(member)
         try:
-            self._later(member_id, "robot registration", register)
+            self._jobs.debounce(member_id, "robot registration", self.robots_quiet,
+                                self._background(member_id, "robot registration", self.register_robots))
         except JobQueueFull:  # the catalogue write itself succeeded; the next one registers again
-            with self._guard:
-                self._robots_queued.discard(member_id)
-            log.warning("robot registration not queued: the process is saturated", extra={"member_id": member_id})
+            log.warning("robot registration not queued: the process is shutting down", extra={"member_id": member_id})
 
     def _later(self, member_id: str, what: str, work: Callable[[str], BindReport]) -> None:
+        self._jobs.submit(member_id, self._background(member_id, what, work))
+
+    def _background(self, member_id: str, what: str, work: Callable[[str], BindReport]) -> Callable[[], None]:
         def run() -> None:
             try:
                 work(member_id)
@@ -159,7 +156,7 @@ class Binder:
                 log.warning(f"background {what} failed", extra={"member_id": member_id, "error": str(exc)[:200]})
                 with contextlib.suppress(AppError, redis.RedisError):  # Redis may be the reason
                     self._store.update(member_id, last_error=f"{what} failed: {exc}"[:300])
-        self._jobs.submit(member_id, run)
+        return run
 
     def wait(self, timeout: float = 30.0) -> None:
         """Block until queued background work is done (tests)."""

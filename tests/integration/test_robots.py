@@ -53,6 +53,20 @@ def test_install_registers_the_robot_once_with_the_portals_badges(b24) -> None:
     assert portal_requests(b24.sandbox, portal.member_id).get("bizproc.robot.add") == 1, "later: update, not add"
 
 
+def test_an_import_in_chunks_registers_the_robot_once_after_the_last_chunk(b24, monkeypatch) -> None:
+    portal = b24.installed_portal()
+    admin = session_for(b24, portal)
+    monkeypatch.setattr(b24.services.portal_services.binder, "robots_quiet", 1.0)
+    updates = portal_requests(b24.sandbox, portal.member_id).get("bizproc.robot.update", 0)
+    for chunk in range(4):  # as the UI sends a file, one request after the other
+        items = [{"code": f"c{chunk}x{i}", "title": "T", "value": "V", "type": "primary"} for i in range(3)]
+        assert all(r["ok"] for r in admin.post("/badges/import", json={"badges": items}).json()["results"])
+    b24.services.jobs.wait()
+    assert portal_requests(b24.sandbox, portal.member_id).get("bizproc.robot.update", 0) == updates + 1
+    [robot] = b24.sandbox.robots(portal, b24.card.client_id)
+    assert len(robot.properties["badge"]["OPTIONS"]) == 12
+
+
 def test_an_update_and_a_hand_deletion_register_it_again(b24) -> None:
     portal = _installed_with_badges(b24, PAID)
     b24.sandbox.update(portal, version=2)

@@ -23,6 +23,10 @@ from b24app.sandbox.models import AppCard, Portal
 from b24app.web.common import services as services_of
 from tests.conftest import make_config
 
+# The robots are registered again this long after a catalogue change (b24app/portals/binding.py): short,
+# so that tests waiting for it stay fast; still a real delay that coalesces a burst.
+ROBOTS_QUIET = 0.2
+
 
 class _Slot:
     """A WSGI callable whose app is plugged in once the port (and so the app's own URL) is known."""
@@ -93,4 +97,5 @@ def stack(**config_overrides: Any) -> Iterator[Stack]:
             return create_app(config, configure_logs=False)
 
         with serve(build) as (url, app):
+            services_of(app).portal_services.binder.robots_quiet = ROBOTS_QUIET
             yield Stack(sandbox=sandbox, app=app, url=url, card=holder["card"], config=holder["config"])

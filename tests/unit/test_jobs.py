@@ -68,3 +68,25 @@ def test_an_outage_is_one_log_line_and_a_bug_keeps_its_traceback(caplog) -> None
     assert outage_record.error == "Down: redis: connection refused"
     assert bug_record.levelname == "ERROR", "log.exception: the traceback goes with it"
     jobs.shutdown()
+
+
+def test_a_burst_of_debounced_calls_runs_once_after_the_last() -> None:
+    runs: list[str] = []
+    jobs = Jobs(workers=1)
+    for n in range(20):
+        jobs.debounce("m1", "register", 0.2, lambda n=n: runs.append(f"m1-{n}"))
+    jobs.debounce("m2", "register", 0.2, lambda: runs.append("m2"))
+    assert runs == [], "nothing before the quiet period"
+    assert jobs.wait(5)
+    assert sorted(runs) == ["m1-19", "m2"], "the last call of each portal, once"
+    jobs.shutdown()
+
+
+def test_shutdown_runs_what_was_delayed_at_once() -> None:
+    runs: list[int] = []
+    jobs = Jobs(workers=1)
+    jobs.debounce("m1", "register", 3600, lambda: runs.append(1))
+    jobs.shutdown(timeout=5)
+    assert runs == [1]
+    with pytest.raises(JobQueueFull):
+        jobs.debounce("m1", "register", 1, lambda: None)
