@@ -117,6 +117,18 @@ def when_ready(server):
         print(banner(_config.app_url, _sandbox_info["oauth_url"], _sandbox_info["portal_url"]), flush=True)
 
 
+def post_worker_init(worker):
+    """Build the services (Redis clients, Lua scripts, job threads) as the worker starts: no request pays for
+    it, and a Redis that is down then costs a request its own timeout only (docs/DESIGN.md §9 Faults)."""
+    holder = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("b24")
+    if holder is None:
+        return
+    try:
+        holder.get()
+    except Exception as exc:  # noqa: BLE001 — the first request builds them again and answers with the reason
+        worker.log.warning("services not built at worker start: %s", exc)
+
+
 def worker_exit(server, worker):
     """Let queued background work (re-binding after an update) finish before the worker goes."""
     holder = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("b24")

@@ -16,7 +16,7 @@ from typing import Any
 import redis
 
 from ..bitrix.client import PortalClient, PortalClients
-from ..bitrix.errors import AccessDenied, B24Error, Conflict, MethodNotFound, already_bound
+from ..bitrix.errors import AccessDenied, B24Error, Conflict, MethodNotFound, NotFound, already_bound
 from ..errors import AppError
 from ..jobs import JobQueueFull, Jobs
 from ..storage.installations import InstallationStore
@@ -35,7 +35,7 @@ class BindReport:
 
 
 # Seconds without a catalogue change before the robots' badge list is registered again.
-ROBOTS_QUIET = 3.0
+ROBOTS_QUIET = 10.0
 
 
 class Binder:
@@ -93,24 +93,26 @@ class Binder:
             report.bound.append(name)
 
     def register_robots(self, member_id: str) -> BindReport:
-        """Register install.json's robots again, with the portal's current badges."""
+        """Register install.json's robots again, with the portal's current badges. They were registered at
+        install, so each is updated straight away (one request) and added only if it has gone since."""
         report = BindReport()
-        self._register_robots(self._clients.portal(member_id), report)
+        self._register_robots(self._clients.portal(member_id), report, assume_registered=True)
         return report
 
-    def _register_robots(self, portal: PortalClient, report: BindReport) -> None:
+    def _register_robots(self, portal: PortalClient, report: BindReport, *, assume_registered: bool = False) -> None:
         try:
-            self._register_each_robot(portal, report)
+            self._register_each_robot(portal, report, assume_registered)
         except (AccessDenied, MethodNotFound) as exc:
             # A portal that granted the app before it had robots lacks the scope until the app is updated
             # there; the events and the deal tab must not depend on it.
             report.skipped.extend(f"robot {robot.code}" for robot in self._manifest.robots)
             log.warning("robots not registered", extra={"member_id": portal.member_id, "error": exc.code})
 
-    def _register_each_robot(self, portal: PortalClient, report: BindReport) -> None:
+    def _register_each_robot(self, portal: PortalClient, report: BindReport, assume_registered: bool) -> None:
         if not self._manifest.robots:
             return
-        registered = {str(code) for code in portal.call("bizproc.robot.list").result or []}
+        registered = ({robot.code for robot in self._manifest.robots} if assume_registered
+                      else {str(code) for code in portal.call("bizproc.robot.list").result or []})
         badges = self._badge_options(portal)
         owner = self._store.get(portal.member_id)
         auth_user_id = owner.owner_user_id if owner is not None else 0
@@ -118,9 +120,13 @@ class Binder:
             fields = robot.fields(self._manifest.url(self._app_url, robot.handler), badges, auth_user_id or 0)
             name = f"robot {robot.code}"
             if robot.code in registered:
-                portal.call("bizproc.robot.update", {"CODE": robot.code, "FIELDS": fields}, idempotent=True)
-                report.already.append(name)
-                continue
+                try:
+                    portal.call("bizproc.robot.update", {"CODE": robot.code, "FIELDS": fields}, idempotent=True)
+                except NotFound:  # deleted by hand since: add it again
+                    pass
+                else:
+                    report.already.append(name)
+                    continue
             try:
                 portal.call("bizproc.robot.add", {"CODE": robot.code, **fields}, idempotent=True)
             except Conflict:  # added meanwhile (another worker, or an add whose answer was lost)
