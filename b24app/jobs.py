@@ -18,6 +18,7 @@ from .errors import AppError
 log = logging.getLogger(__name__)
 
 MAX_QUEUED = 100_000
+MAX_DEFERRALS = 6
 
 
 class JobQueueFull(AppError):
@@ -39,7 +40,7 @@ class Jobs:
         self._max_queued = max_queued
         self._closing = False  # delayed jobs are released at once
         self._closed = False  # nothing more is taken
-        self._delayed: dict[tuple[str, str], tuple[float, Callable[[], None]]] = {}
+        self._delayed: dict[tuple[str, str], tuple[float, Callable[[], None], float]] = {}  # due, job, latest
         self._threads = [threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True) for i in range(workers)]
         self._threads.append(threading.Thread(target=self._release_delayed, name=f"{name}-timer", daemon=True))
         for thread in self._threads:
@@ -52,11 +53,15 @@ class Jobs:
 
     def debounce(self, key: str, name: str, delay: float, job: Callable[[], None]) -> None:
         """Queue `job` once `delay` seconds pass with no other call for the same `key` and `name`: a burst
-        of changes (an import in 100 chunks) costs one run, after the last of them."""
+        of changes (an import in 100 chunks) costs one run, after the last of them. Changes that never
+        pause still run it every `MAX_DEFERRALS` × `delay` seconds."""
+        now = time.monotonic()
         with self._ready:
             if self._closed:
                 raise JobQueueFull("the process is shutting down")
-            self._delayed[(key, name)] = (time.monotonic() + delay, job)
+            earlier = self._delayed.get((key, name))
+            latest = earlier[2] if earlier is not None else now + MAX_DEFERRALS * delay
+            self._delayed[(key, name)] = (min(now + delay, latest), job, latest)
             self._ready.notify_all()
 
     def _enqueue(self, key: str, job: Callable[[], None]) -> None:
@@ -73,7 +78,7 @@ class Jobs:
         with self._ready:
             while True:
                 now = time.monotonic()
-                for (key, name), (due, job) in list(self._delayed.items()):
+                for (key, name), (due, job, _latest) in list(self._delayed.items()):
                     if due <= now or self._closing:
                         del self._delayed[(key, name)]
                         try:
@@ -82,7 +87,7 @@ class Jobs:
                             log.warning("delayed job dropped", extra={"job": name, "error": exc.description})
                 if self._closed:
                     return
-                next_due = min((due for due, _ in self._delayed.values()), default=None)
+                next_due = min((due for due, _job, _latest in self._delayed.values()), default=None)
                 self._ready.wait(None if next_due is None else max(0.0, next_due - now))
 
     def pending(self, key: str) -> int:

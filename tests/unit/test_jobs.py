@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -90,3 +91,15 @@ def test_shutdown_runs_what_was_delayed_at_once() -> None:
     assert runs == [1]
     with pytest.raises(JobQueueFull):
         jobs.debounce("m1", "register", 1, lambda: None)
+
+
+def test_changes_that_never_pause_still_run_the_job_in_bounded_time() -> None:
+    runs: list[float] = []
+    jobs = Jobs(workers=1)
+    started = time.monotonic()
+    while time.monotonic() - started < 5 and not runs:  # a call every 20 ms, more often than the delay
+        jobs.debounce("m1", "register", 0.1, lambda: runs.append(time.monotonic() - started))
+        time.sleep(0.02)
+    assert runs, "ran although the calls never paused for 0.1 s"
+    assert runs[0] < 3.0, "about MAX_DEFERRALS × delay (0.6 s) after the first call, not never"
+    jobs.shutdown()
