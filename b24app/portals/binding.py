@@ -13,12 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import redis
-
 from ..bitrix.client import PortalClient, PortalClients
 from ..bitrix.errors import AccessDenied, B24Error, Conflict, MethodNotFound, NotFound, already_bound
 from ..errors import AppError
 from ..jobs import JobQueueFull, Jobs
+from ..storage.connection import OUTAGES
 from ..storage.installations import InstallationStore
 from .manifest import Manifest
 
@@ -34,6 +33,8 @@ class BindReport:
     skipped: list[str] = field(default_factory=list)
 
 
+# What a background binding may meet: a refusal of the portal's or an outage of Redis.
+_FAILED: tuple[type[Exception], ...] = (AppError, *OUTAGES)
 # Seconds without a catalogue change before the robots' badge list is registered again.
 ROBOTS_QUIET = 10.0
 
@@ -158,9 +159,9 @@ class Binder:
         def run() -> None:
             try:
                 work(member_id)
-            except (AppError, redis.RedisError) as exc:
+            except _FAILED as exc:
                 log.warning(f"background {what} failed", extra={"member_id": member_id, "error": str(exc)[:200]})
-                with contextlib.suppress(AppError, redis.RedisError):  # Redis may be the reason
+                with contextlib.suppress(*_FAILED):  # Redis may be the reason
                     self._store.update(member_id, last_error=f"{what} failed: {exc}"[:300])
         return run
 

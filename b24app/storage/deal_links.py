@@ -34,17 +34,24 @@ class DealLinks:
                     thread_local=False)
 
     def get(self, member_id: str, deal_id: int) -> DealLink | None:
-        raw = self._redis.hget(keys.deals(member_id), str(deal_id))
+        # Both places in one round-trip (one hash slot): most deals have no badge, and asking twice for
+        # nothing would double the cost of every deal tab opened.
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.hget(keys.deals(member_id), str(deal_id))
+        pipe.get(keys.legacy_deal(member_id, deal_id))
+        raw, legacy = pipe.execute()
         if raw is None:
-            return self._move_legacy(member_id, deal_id)
+            return self._move_legacy(member_id, deal_id, legacy)
         return _parse(raw)
 
     def remember(self, member_id: str, deal_id: int, activity_id: int, code: str) -> None:
         self._redis.hset(keys.deals(member_id), str(deal_id), json.dumps({"activity_id": activity_id, "code": code}))
 
     def forget(self, member_id: str, deal_id: int) -> None:
-        self._redis.hdel(keys.deals(member_id), str(deal_id))
-        self._redis.delete(keys.legacy_deal(member_id, deal_id))
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.hdel(keys.deals(member_id), str(deal_id))
+        pipe.delete(keys.legacy_deal(member_id, deal_id))
+        pipe.execute()
 
     def showing(self, member_id: str, code: str, limit: int = 50) -> list[int]:
         """The deals this app shows `code` on (at most `limit`, lowest ids first), as remembered."""
@@ -56,12 +63,11 @@ class DealLinks:
                 found.append(deal_id)
         return sorted(found)[:limit]
 
-    def _move_legacy(self, member_id: str, deal_id: int) -> DealLink | None:
-        legacy = keys.legacy_deal(member_id, deal_id)
-        link = _parse(self._redis.get(legacy))
+    def _move_legacy(self, member_id: str, deal_id: int, raw: bytes | str | None) -> DealLink | None:
+        link = _parse(raw)
         if link is not None:
             self.remember(member_id, deal_id, link.activity_id, link.code)
-            self._redis.delete(legacy)
+            self._redis.delete(keys.legacy_deal(member_id, deal_id))
         return link
 
 

@@ -10,9 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import redis
 from flask import Flask, Response, current_app, jsonify, render_template, request
-from redis.exceptions import RedisClusterException
 from werkzeug.exceptions import HTTPException
 
 from ..badges.deals import DealBusy
@@ -38,6 +36,7 @@ from ..errors import (
     VerifierUnavailable,
 )
 from ..observability.logs import request_id_var
+from ..storage.connection import OUTAGES
 from ..storage.idempotency import KeyReused, RequestInProgress
 
 log = logging.getLogger(__name__)
@@ -145,13 +144,14 @@ def app_error_response(exc: AppError) -> Response:
 def init_app(app: Flask) -> None:
     app.register_error_handler(AppError, app_error_response)
 
-    @app.errorhandler(redis.RedisError)
-    @app.errorhandler(RedisClusterException)
     def _storage_down(exc: Exception) -> Response:
         log.error("redis unavailable", extra={"error": type(exc).__name__})
         response = error_response(503, "SERVICE_UNAVAILABLE", "The app's storage is unavailable; try again shortly.")
         response.headers["Retry-After"] = str(DEFAULT_RETRY_AFTER)
         return response
+
+    for outage in OUTAGES:
+        app.register_error_handler(outage, _storage_down)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:

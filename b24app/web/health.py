@@ -1,14 +1,13 @@
 """Operations probes: liveness never touches Redis; readiness checks Redis and configuration."""
 from __future__ import annotations
 
-import redis
 from flask import Blueprint, Response, jsonify
-from redis.exceptions import RedisClusterException
 
-from ..storage.connection import ping
+from ..storage.connection import OUTAGES, ping
 from .common import services
 
 bp = Blueprint("health", __name__)
+_NO_ANSWER: tuple[type[Exception], ...] = (*OUTAGES, OSError)
 
 
 @bp.get("/healthz")
@@ -25,7 +24,7 @@ def readyz() -> Response | tuple[Response, int]:
                        error_description=f"configuration incomplete: {', '.join(missing)} not set"), 503
     try:
         ping(found.probe)
-    except (redis.RedisError, RedisClusterException, OSError) as exc:
+    except _NO_ANSWER as exc:
         return jsonify(error="REDIS_UNAVAILABLE",
                        error_description=f"Redis does not answer: {type(exc).__name__}"), 503
     return jsonify(status="ready")
