@@ -21,7 +21,7 @@ from ..bitrix.errors import OperationTimeLimit, QueryLimitExceeded, TransientAut
 from ..bitrix.oauth import OAuthUnavailable
 from ..coerce import to_int
 from ..errors import AppError, InvalidInput, RateLimitTimeout, RefreshBusy
-from ..jobs import Jobs
+from ..jobs import JobQueueFull, Jobs
 from ..storage.robot_runs import RobotRunLog, run_digest
 from .deals import DealBadges, DealBusy
 from .rules import validate_code
@@ -104,7 +104,11 @@ class RobotRuns:
         if not self._log.claim(run.member_id, run.digest, workflow_id=run.workflow_id, document=list(run.document_id)):
             log.info("robot run repeated: done once already", extra={"member_id": run.member_id})
             return False
-        self._jobs.submit(run.member_id, lambda: self._run(run, portal))
+        try:
+            self._jobs.submit(run.member_id, lambda: self._run(run, portal))
+        except JobQueueFull:
+            self._log.release(run.member_id, run.digest)
+            raise
         return True
 
     def _run(self, run: RobotRun, portal_factory: Callable[[], PortalClient]) -> None:

@@ -31,6 +31,10 @@ class RobotRunLog:
         entry = json.dumps({"state": "queued", "at": time.time(), **facts})
         return bool(self._redis.set(keys.robot_run(member_id, digest), entry, nx=True, ex=KEEP))
 
+    def release(self, member_id: str, digest: str) -> None:
+        """Undo a claim whose work could not even be queued, so that a redelivery does it."""
+        self._redis.delete(keys.robot_run(member_id, digest))
+
     def finish(self, member_id: str, digest: str, *, ok: bool, message: str, **facts: Any) -> None:
         entry = json.dumps({"state": "done" if ok else "failed", "at": time.time(), "message": message, **facts})
         self._redis.set(keys.robot_run(member_id, digest), entry, ex=KEEP)

@@ -3,6 +3,7 @@ after each catalogue change, run by the sandbox portal's automation when a deal 
 like an event, done once, and every outcome reported to the workflow through bizproc.event.send."""
 from __future__ import annotations
 
+import pytest
 import requests
 
 from b24app.sandbox.models import RUN_ANSWERED, RUN_PENDING
@@ -24,8 +25,8 @@ def _installed_with_badges(b24, *badges: dict):
     return portal
 
 
-def _finished(b24, portal, run_id: int):
-    eventually(lambda: b24.sandbox.robot_run(portal, run_id).status != RUN_PENDING)
+def _finished(b24, portal, run_id: int, timeout: float = 10.0):
+    eventually(lambda: b24.sandbox.robot_run(portal, run_id).status != RUN_PENDING, timeout=timeout)
     return b24.sandbox.robot_run(portal, run_id)
 
 
@@ -191,3 +192,34 @@ def test_failures_are_reported_to_the_workflow_in_words_a_person_can_act_on(b24)
 def _form(payload: dict) -> dict[str, str]:
     """The run's payload as the portal's form POST flattens it."""
     return dict(flatten(payload))
+
+
+def test_a_run_that_meets_the_portals_rate_limit_waits_and_is_done(b24) -> None:
+    portal = _installed_with_badges(b24, PAID)
+    deal = b24.sandbox.add_deal(portal, "Busy portal")
+    b24.sandbox.faults.add(portal, "crm.activity.configurable.add", "error", error="QUERY_LIMIT_EXCEEDED",
+                           status=503, count=2)
+    run = _finished(b24, portal, b24.sandbox.run_robot(portal, deal.id, ROBOT, {"badge": "paid"}).id, timeout=30)
+    assert run.status == RUN_ANSWERED and run.return_values["error"] == "", run.log_message
+    assert b24.sandbox.deal_badge(portal, deal.id).code == "paid"
+    assert portal_requests(b24.sandbox, portal.member_id)["crm.activity.configurable.add"] == 3, "2 refused, 1 done"
+
+
+def test_a_run_the_process_cannot_queue_is_refused_and_done_when_delivered_again(b24, redis_client) -> None:
+    from b24app.badges.robots import RobotRun, RobotRuns
+    from b24app.jobs import JobQueueFull, Jobs
+    from b24app.storage.robot_runs import RobotRunLog
+
+    portal = _installed_with_badges(b24, PAID)
+    deal = b24.sandbox.add_deal(portal, "Saturated")
+    sandbox_run = b24.sandbox.run_robot(portal, deal.id, ROBOT, {"badge": "paid"}, deliver=False)
+    run = RobotRun.parse(sandbox_run.payload)
+    full = Jobs(workers=1, max_queued=0)  # a process whose queue is full
+    runs = RobotRuns(deals=b24.services.deals, log_store=RobotRunLog(redis_client), jobs=full)
+    with pytest.raises(JobQueueFull):
+        runs.accept(run, lambda: None)
+    full.shutdown()
+    assert RobotRunLog(redis_client).get(portal.member_id, run.digest) is None, "not marked as done"
+    assert b24.sandbox.redeliver_run(portal, sandbox_run.id).status == 200
+    assert _finished(b24, portal, sandbox_run.id).status == RUN_ANSWERED
+    assert b24.sandbox.deal_badge(portal, deal.id).code == "paid"
