@@ -6,9 +6,12 @@ events it delivered (so they can be replayed) and can demote or fire a user.
 from __future__ import annotations
 
 import requests
+from cryptography.fernet import Fernet
 
 from b24app.storage import keys
+from b24app.storage.crypto import TokenCipher
 from b24app.storage.installations import PortalState
+from b24app.storage.user_tokens import UserTokens
 from tests.integration.api import session_for
 
 BADGE = {"code": "paid", "title": "Payment", "value": "Paid", "type": "success"}
@@ -92,7 +95,7 @@ def test_a_demoted_admin_loses_write_access_within_the_recheck_window(b24, redis
     b24.sandbox.set_admin(portal, 3, False)
     assert carol.post("/badges", json={**BADGE, "code": "paid2"}).status_code == 201, \
         "the portal's answer is trusted for up to a minute"
-    redis_client.delete(keys.admin_answer(portal.member_id, 3))  # the minute has passed
+    b24.services.portal_services.users.forget_answer(portal.member_id, 3)  # the minute has passed
     refused = carol.post("/badges", json={**BADGE, "code": "paid3"})
     assert (refused.status_code, refused.json()["error"]) == (403, "ACCESS_DENIED")
     assert carol.delete("/badges/paid").status_code == 403
@@ -105,7 +108,7 @@ def test_a_fired_admin_loses_write_access(b24, redis_client) -> None:
     portal = b24.installed_portal()
     carol = session_for(b24, portal, user_id=3)
     b24.sandbox.fire_user(portal, 3)
-    redis_client.delete(keys.admin_answer(portal.member_id, 3))
+    b24.services.portal_services.users.forget_answer(portal.member_id, 3)
     assert carol.post("/badges", json=BADGE).status_code == 403
 
 
@@ -113,7 +116,7 @@ def test_an_admin_whose_frame_token_expired_keeps_the_sessions_word(b24, redis_c
     portal = b24.installed_portal()
     carol = session_for(b24, portal, user_id=3)
     b24.sandbox.expire_tokens(portal, user_id=3)
-    redis_client.delete(keys.admin_answer(portal.member_id, 3))
+    b24.services.portal_services.users.forget_answer(portal.member_id, 3)
     assert carol.post("/badges", json=BADGE).status_code == 201
 
 
@@ -126,3 +129,32 @@ def test_users_tokens_are_kept_encrypted_and_go_with_the_uninstall(b24, redis_cl
     assert stored and auth["AUTH_ID"].encode() not in stored
     b24.sandbox.uninstall(portal, clean=False)
     assert list(redis_client.scan_iter(match=f"b24:user:{{{portal.member_id}}}*")) == []
+
+
+def test_each_process_trusts_an_admin_answer_exactly_as_long_as_redis_keeps_it(redis_client) -> None:
+    """The per-process copy saves a write its round-trip but never outlives the stored answer."""
+    now = [1000.0]
+    cipher = TokenCipher([Fernet.generate_key().decode()])
+    first, second = (UserTokens(redis_client, cipher, answer_ttl=60, clock=lambda: now[0]) for _ in range(2))
+    first.remember_answer("M", 3, True)
+    redis_client.pexpire(keys.admin_answer("M", 3), 20_000)  # the answer was stored 40 s ago
+    assert second.admin_answer("M", 3) is True
+    redis_client.set(keys.admin_answer("M", 3), "0", px=20_000)  # another process was told "no" meanwhile
+    now[0] += 19.5
+    assert second.admin_answer("M", 3) is True, "the copy it read holds until the stored answer's own expiry"
+    now[0] += 1.0
+    assert second.admin_answer("M", 3) is False, "past that moment the process reads Redis again"
+    second.forget_answer("M", 3)
+    assert redis_client.exists(keys.admin_answer("M", 3)) == 0
+    assert second.admin_answer("M", 3) is None
+
+
+def test_the_per_process_copies_of_admin_answers_stay_bounded(redis_client) -> None:
+    now = [0.0]
+    users = UserTokens(redis_client, TokenCipher([Fernet.generate_key().decode()]), answer_ttl=60,
+                       clock=lambda: now[0], memo_size=8)
+    for user_id in range(20):
+        users.remember_answer("M", user_id, True)
+        now[0] += 5  # the oldest answers lapse as time goes on
+    assert len(users._answers) <= 8
+    assert users.admin_answer("M", 19) is True
