@@ -128,6 +128,12 @@ return string.format('%.3f', target - now)
 """
 
 
+# How far ahead a process trusts its own "no slot before" knowledge (see RateLimiter.admit), and how much
+# earlier than the reported slot it takes it to be (the report is a round-trip old when it arrives).
+NO_SLOT_HORIZON = 5.0
+NO_SLOT_SLACK = 0.05
+
+
 class RateLimiter:
     """A leaky bucket per portal, shared through Redis, that makes callers wait instead of collecting 503s.
 
@@ -147,6 +153,7 @@ class RateLimiter:
         *,
         max_wait: float = 20.0,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._check_rate(rps, burst)
         if max_wait < 0:
@@ -155,6 +162,9 @@ class RateLimiter:
         self.rate = (float(rps), int(burst))
         self.max_wait = max_wait
         self._sleep = sleep
+        self._clock = clock
+        # (portal, rps, burst) → the process's clock before which the bucket has no slot for one request.
+        self._no_slot_before: dict[tuple[str, float, int], float] = {}
         self._script = redis.register_script(_ADMIT_LUA)
         self._saturate = redis.register_script(_SATURATE_LUA)
 
@@ -192,6 +202,12 @@ class RateLimiter:
         """`acquire`, checking first, in the same round-trip, `method`'s operating-time budget.
 
         A paused method comes back as `Admission(paused=...)` with no slot reserved.
+
+        A refusal tells when the next slot is; a bucket's schedule only moves later (reservations and
+        `saturate` push it, nothing pulls it back), so until then this process refuses callers who cannot
+        wait that long without asking Redis: a flood of one portal's callers past their share of threads
+        (bitrix/bulkhead.py) costs no round-trip each. Trusted at most NO_SLOT_HORIZON ahead, which bounds
+        the one exception, a bucket deleted meanwhile (uninstall, a flushed or restarted Redis).
         """
         rps, burst = rate if rate is not None else self.rate
         self._check_rate(rps, burst)
@@ -199,6 +215,11 @@ class RateLimiter:
         if not 1 <= cost <= capacity:
             raise ValueError(f"cost must be between 1 and {capacity} for a burst of {burst}, got {cost}")
         limit = self.max_wait if max_wait is None else max_wait
+        known = (member_id, float(rps), int(burst))
+        ahead = self._no_slot_before.get(known, 0.0) - self._clock()
+        if ahead > limit:
+            metrics.limiter_decision("timeout")
+            raise RateLimitTimeout(ahead, member_id)
         if budget is not None:
             mode, script_keys = "both", [keys.rate(member_id), keys.operating(member_id)]
             budget_args = budget.script_args(method)
@@ -214,6 +235,7 @@ class RateLimiter:
             return Admission(paused=seconds, tracked=bool(int(tracked)))
         if int(outcome) == 2:
             metrics.limiter_decision("timeout")
+            self._remember_no_slot(known, seconds - (cost - 1) / rps)
             raise RateLimitTimeout(seconds, member_id)
         metrics.limiter_decision("waited" if seconds > 0 else "immediate")
         if seconds > 0:
@@ -226,6 +248,14 @@ class RateLimiter:
         process waits for capacity (or, past its share, answers 503) instead of asking the portal again."""
         rps, burst = rate if rate is not None else self.rate
         self._saturate(keys=[keys.rate(member_id)], args=[repr(1_000_000.0 / rps), self.capacity(burst)])
+        self._remember_no_slot((member_id, float(rps), int(burst)), 1 / rps)  # full now: one interval away
+
+    def _remember_no_slot(self, known: tuple[str, float, int], seconds: float) -> None:
+        now = self._clock()
+        if len(self._no_slot_before) >= 4096:
+            self._no_slot_before = {k: t for k, t in list(self._no_slot_before.items()) if t > now}
+        until = now + min(seconds, NO_SLOT_HORIZON) - NO_SLOT_SLACK
+        self._no_slot_before[known] = max(self._no_slot_before.get(known, 0.0), until)
 
     @staticmethod
     def _check_rate(rps: float, burst: int) -> None:

@@ -3,11 +3,15 @@
 Every error response is `{"error": CODE, "error_description": text}` (plus `fields` for bad input),
 or the HTML error page inside the portal's frame; a 500 carries the request id and never a traceback.
 `STATUS` gives each class of the app's exception tree (b24app/errors.py) its status; a class not
-listed takes its nearest listed ancestor's. Every 503 carries `Retry-After`.
+listed takes its nearest listed ancestor's. Every 503 carries `Retry-After`: the wait the refusal
+knows of (the next rate-limit slot, a method's pause) or a default, plus up to half of it at random, so
+that callers refused together (one portal's flood, everyone during a Redis outage) do not come back
+together and be refused together again.
 """
 from __future__ import annotations
 
 import logging
+import random
 from typing import Any
 
 from flask import Flask, Response, current_app, jsonify, render_template, request
@@ -115,7 +119,8 @@ def _retry_after(exc: AppError) -> int:
         seconds = 2
     else:
         seconds = DEFAULT_RETRY_AFTER
-    return max(1, int(seconds + 0.999))
+    whole = max(1, int(seconds + 0.999))
+    return whole + random.randint(0, max(1, whole // 2))
 
 
 def error_response(status: int, code: str, description: str, **extra: Any) -> Response:

@@ -15,7 +15,8 @@ from requests.adapters import BaseAdapter
 from b24app.bitrix.bulkhead import Bulkhead, default_share
 from b24app.bitrix.errors import QueryLimitExceeded
 from b24app.bitrix.oauth import OAuthClient, OAuthUnavailable, TokenRejected
-from b24app.errors import RefreshBusy
+from b24app.errors import RateLimitTimeout, RefreshBusy
+from b24app.web.errors import describe
 from tests.conftest import make_config
 from tests.unit.fakes import MEMBER_ID, FakeOAuth, Portal, Script, ThreadLocks, error, ok, token_set
 
@@ -147,3 +148,12 @@ def _check(oauth: OAuthClient, token: str, outcomes: list[str]) -> None:
         oauth.app_info(token)
     except TokenRejected:
         outcomes.append("rejected")
+
+
+@pytest.mark.parametrize(("refusal", "least"), [(RateLimitTimeout(3.2, MEMBER_ID), 4), (RefreshBusy("busy"), 2),
+                                                (QueryLimitExceeded("QUERY_LIMIT_EXCEEDED", "full"), 5)])
+def test_callers_refused_together_are_told_to_come_back_at_different_times(refusal, least: int) -> None:
+    """Retry-After is the known wait plus up to half of it at random: a flood refused at once is spread out."""
+    told = [int(describe(refusal)[4]["Retry-After"]) for _ in range(200)]
+    assert min(told) == least and max(told) == least + max(1, least // 2)
+    assert len(set(told)) > 1

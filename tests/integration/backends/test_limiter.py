@@ -188,6 +188,58 @@ def test_no_wait_path_is_one_round_trip(redis_url):
         client.close()
 
 
+def test_a_refused_portal_refuses_the_callers_who_cannot_wait_without_asking_redis(redis_url):
+    """A flood past a portal's share of threads: the first refusal says when the next slot is, and until then
+    this process refuses those who cannot wait that long without a round-trip; those who can still get it."""
+    pool = redis.ConnectionPool.from_url(redis_url, connection_class=CountingConnection)
+    client = redis.Redis(connection_pool=pool)
+    now = [100.0]
+    try:
+        limiter = RateLimiter(client, 2, 3, sleep=FakeSleep(), clock=lambda: now[0])
+        for _ in range(4):
+            limiter.acquire("flood")  # capacity 2 at once, then slots 0.5 s and 1.0 s away
+        CountingConnection.sends = 0
+        with pytest.raises(RateLimitTimeout) as first:
+            limiter.acquire("flood", max_wait=0)
+        assert CountingConnection.sends == 1
+        assert 1.5 - TOL < first.value.retry_after <= 1.5
+        for _ in range(50):
+            with pytest.raises(RateLimitTimeout) as again:
+                limiter.acquire("flood", max_wait=0.5)
+            assert 0.5 < again.value.retry_after <= 1.5
+        assert CountingConnection.sends == 1, "the refusals after the first cost no round-trip"
+        assert 1.5 - TOL < limiter.acquire("flood", max_wait=5) <= 1.5, "a caller who may wait gets the slot"
+        assert CountingConnection.sends == 2
+        now[0] += 6  # past what the process remembers: Redis decides again
+        CountingConnection.sends = 0
+        with pytest.raises(RateLimitTimeout):
+            limiter.acquire("flood", max_wait=0)
+        assert CountingConnection.sends == 1
+    finally:
+        client.delete("b24:rate:{flood}")
+        client.close()
+
+
+def test_what_a_process_remembers_never_refuses_a_slot_another_process_could_get(redis_client):
+    """Two processes: the one that was refused remembers the schedule only as far as it can only move later."""
+    first, second = RateLimiter(redis_client, 4, 2, sleep=FakeSleep()), RateLimiter(redis_client, 4, 2)
+    first.acquire("shared")
+    with pytest.raises(RateLimitTimeout) as refused:
+        first.acquire("shared", max_wait=0)
+    time.sleep(refused.value.retry_after + TOL)
+    assert second.acquire("shared", max_wait=0) == 0.0
+    assert first.acquire("shared", max_wait=1) > 0, "the slot the other took is gone: this one waits for the next"
+
+
+def test_a_saturated_bucket_is_remembered_one_interval_ahead(redis_client):
+    limiter = RateLimiter(redis_client, 2, 50, sleep=FakeSleep())
+    limiter.saturate("m1")
+    with pytest.raises(RateLimitTimeout) as refused:
+        limiter.acquire("m1", max_wait=0)
+    assert 0.4 < refused.value.retry_after <= 0.5
+    assert 0.5 - TOL < limiter.acquire("m1", max_wait=1) <= 0.5
+
+
 @pytest.mark.parametrize(("rps", "burst"), [(0, 50), (-2, 50), (2, 0), (2, 2.5), (float("inf"), 5)])
 def test_invalid_rates_are_refused(redis_client, rps, burst):
     with pytest.raises(ValueError, match="rate"):
