@@ -13,8 +13,9 @@ import json
 import logging
 import re
 import sys
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Hashable, Iterable
 from typing import Any, TextIO
 
 REDACTED = "[REDACTED]"
@@ -141,3 +142,34 @@ def gunicorn_logconfig(level: str = "INFO", secrets: Iterable[str] = ()) -> dict
         },
         "root": {"level": "INFO", "handlers": [HANDLER_NAME]},
     }
+
+
+class LineThrottle:
+    """At most one line per key every `interval` seconds, saying how many were held back since the last.
+
+    A failure that repeats on every request — one portal's users refused by its rate limit, every request
+    while Redis is down — is one situation, not thousands of lines: a portal's users must not be able to
+    flood the app's logs, and writing a line per refusal would cost the flood's victims CPU. The metrics
+    still count every request.
+    """
+
+    def __init__(self, interval: float = 10.0, *, clock: Callable[[], float] = time.monotonic,
+                 size: int = 1024) -> None:
+        self.interval = interval
+        self._clock = clock
+        self._size = size
+        self._last: dict[Hashable, tuple[float, int]] = {}  # key → (when its last line went out, held back since)
+        self._lock = threading.Lock()
+
+    def admit(self, key: Hashable) -> int | None:
+        """None: hold this line back; else write it, with the number held back since the last one."""
+        now = self._clock()
+        with self._lock:
+            last = self._last.get(key)
+            if last is not None and now - last[0] < self.interval:
+                self._last[key] = (last[0], last[1] + 1)
+                return None
+            if len(self._last) >= self._size:
+                self._last = {k: v for k, v in self._last.items() if now - v[0] < self.interval}
+            self._last[key] = (now, 0)
+            return last[1] if last is not None else 0

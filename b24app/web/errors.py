@@ -39,7 +39,7 @@ from ..errors import (
     Unverified,
     VerifierUnavailable,
 )
-from ..observability.logs import request_id_var
+from ..observability.logs import LineThrottle, request_id_var
 from ..storage.connection import OUTAGES
 from ..storage.idempotency import KeyReused, RequestInProgress
 
@@ -137,20 +137,25 @@ def error_response(status: int, code: str, description: str, **extra: Any) -> Re
     return response
 
 
-def app_error_response(exc: AppError) -> Response:
-    status, code, description, extra, headers = describe(exc)
-    if status >= 500:
-        log.warning("request failed", extra={"error": code, "reason": str(exc)[:200]})
-    response = error_response(status, code, description, **extra)
-    response.headers.update(headers)
-    return response
-
-
 def init_app(app: Flask) -> None:
-    app.register_error_handler(AppError, app_error_response)
+    throttle = LineThrottle()
+
+    def _app_error(exc: AppError) -> Response:
+        status, code, description, extra, headers = describe(exc)
+        if status >= 500:
+            held_back = throttle.admit((code, getattr(exc, "member_id", "")))
+            if held_back is not None:
+                log.warning("request failed", extra={"error": code, "reason": str(exc)[:200], "held_back": held_back})
+        response = error_response(status, code, description, **extra)
+        response.headers.update(headers)
+        return response
+
+    app.register_error_handler(AppError, _app_error)
 
     def _storage_down(exc: Exception) -> Response:
-        log.error("redis unavailable", extra={"error": type(exc).__name__})
+        held_back = throttle.admit(("redis", type(exc).__name__))
+        if held_back is not None:
+            log.error("redis unavailable", extra={"error": type(exc).__name__, "held_back": held_back})
         response = error_response(503, "SERVICE_UNAVAILABLE", "The app's storage is unavailable; try again shortly.")
         response.headers["Retry-After"] = str(DEFAULT_RETRY_AFTER)
         return response

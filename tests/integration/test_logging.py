@@ -9,7 +9,8 @@ import pytest
 import requests
 
 from b24app import create_app
-from b24app.observability.logs import REDACTED, configure_logging, redact
+from b24app.errors import RateLimitTimeout
+from b24app.observability.logs import REDACTED, LineThrottle, configure_logging, redact
 from tests.conftest import make_config
 from tests.support.processes import clean_env, gunicorn
 
@@ -107,3 +108,35 @@ def test_gunicorn_access_log_is_json_and_redacted(tmp_path) -> None:
               if line.startswith("{") and '"gunicorn.access"' in line]
     assert any("access-rid-9" in entry["msg"] for entry in access)
     assert any("/oauth/callback?code=" + REDACTED in entry["msg"] for entry in access)
+
+
+def test_a_refusal_repeated_by_a_flood_is_one_line_not_a_flood_of_lines(captured: io.StringIO, redis_client) -> None:
+    """A portal's users must not be able to fill the app's logs: one line per failure and portal every 10 s."""
+    app = create_app(make_config(), configure_logs=False)
+
+    def refused(member_id: str) -> str:
+        raise RateLimitTimeout(3.0, member_id)
+
+    app.add_url_rule("/refused/<member_id>", "refused", refused)
+    client = app.test_client()
+    statuses = {client.get("/refused/flooder").status_code for _ in range(30)}
+    assert statuses == {503}
+    assert client.get("/refused/bystander").status_code == 503
+    lines = [json.loads(line) for line in captured.getvalue().splitlines() if "request failed" in line]
+    assert [line["reason"] for line in lines] == ["portal flooder rate limit: next slot in 3.00s",
+                                                  "portal bystander rate limit: next slot in 3.00s"]
+    assert [line["held_back"] for line in lines] == [0, 0]
+
+
+def test_the_line_throttle_says_how_many_it_held_back() -> None:
+    now = [0.0]
+    throttle = LineThrottle(10, clock=lambda: now[0], size=4)
+    assert throttle.admit("a") == 0
+    assert [throttle.admit("a") for _ in range(5)] == [None] * 5
+    assert throttle.admit("b") == 0, "keys are counted apart"
+    now[0] += 10
+    assert throttle.admit("a") == 5
+    for key in range(100):  # one line each, ten seconds apart: the table keeps only what is still recent
+        now[0] += 10
+        assert throttle.admit(key) == 0
+    assert len(throttle._last) <= 4
