@@ -192,6 +192,8 @@ class PortalClient:
             body = _parse(outcome, method)
             if not isinstance(body, B24Error):
                 self._record_operating(method, body.get("time"), tracked=admission.tracked)
+                if self._limiter is not None:
+                    self._limiter.relieved(self.member_id)
                 return body
             error = body
             if self._user_token is not None and (error.policy is Policy.REFRESH or isinstance(error, OwnerCannotAct)):

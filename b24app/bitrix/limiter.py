@@ -165,6 +165,8 @@ class RateLimiter:
         self._clock = clock
         # (portal, rps, burst) → the process's clock before which the bucket has no slot for one request.
         self._no_slot_before: dict[tuple[str, float, int], float] = {}
+        # portal → (the portal's refusals in a row, when the last came), see `saturate`.
+        self._refusals: dict[str, tuple[int, float]] = {}
         self._script = redis.register_script(_ADMIT_LUA)
         self._saturate = redis.register_script(_SATURATE_LUA)
 
@@ -219,7 +221,7 @@ class RateLimiter:
         ahead = self._no_slot_before.get(known, 0.0) - self._clock()
         if ahead > limit:
             metrics.limiter_decision("timeout")
-            raise RateLimitTimeout(ahead, member_id)
+            raise RateLimitTimeout(self._come_back_in(member_id, ahead, rps, burst), member_id)
         if budget is not None:
             mode, script_keys = "both", [keys.rate(member_id), keys.operating(member_id)]
             budget_args = budget.script_args(method)
@@ -236,7 +238,7 @@ class RateLimiter:
         if int(outcome) == 2:
             metrics.limiter_decision("timeout")
             self._remember_no_slot(known, seconds - (cost - 1) / rps)
-            raise RateLimitTimeout(seconds, member_id)
+            raise RateLimitTimeout(self._come_back_in(member_id, seconds, rps, burst), member_id)
         metrics.limiter_decision("waited" if seconds > 0 else "immediate")
         if seconds > 0:
             metrics.limiter_wait("rate", seconds)
@@ -245,10 +247,36 @@ class RateLimiter:
 
     def saturate(self, member_id: str, *, rate: tuple[float, int] | None = None) -> None:
         """The portal says its bucket is full (QUERY_LIMIT_EXCEEDED): ours is full too from now on, so every
-        process waits for capacity (or, past its share, answers 503) instead of asking the portal again."""
+        process waits for capacity (or, past its share, answers 503) instead of asking the portal again.
+
+        Our bucket then frees a slot one interval later, which is right when we alone filled the portal's.
+        When the portal keeps refusing, something else (another app, an integration) fills it, and telling
+        the refused to come back in a second only brings them back to be refused again: each refusal in a
+        row, with no success between (`relieved`), doubles how long refused callers are told to stay away —
+        1, 2, 4 … seconds, at most the time a full bucket takes to drain.
+        """
         rps, burst = rate if rate is not None else self.rate
         self._saturate(keys=[keys.rate(member_id)], args=[repr(1_000_000.0 / rps), self.capacity(burst)])
         self._remember_no_slot((member_id, float(rps), int(burst)), 1 / rps)  # full now: one interval away
+        now = self._clock()
+        count, last = self._refusals.get(member_id, (0, now))
+        if now - last > self.capacity(burst) / rps:
+            count = 0  # the last refusal was a whole drain ago: this is a new episode
+        if len(self._refusals) >= 4096:
+            self._refusals.clear()
+        self._refusals[member_id] = (count + 1, now)
+
+    def relieved(self, member_id: str) -> None:
+        """The portal answered a call: refused callers are told the bucket's own wait again."""
+        if member_id in self._refusals:
+            self._refusals.pop(member_id, None)
+
+    def _come_back_in(self, member_id: str, seconds: float, rps: float, burst: int) -> float:
+        """What a refused caller is told (Retry-After): the next slot, or longer while the portal keeps refusing."""
+        count, _last = self._refusals.get(member_id, (0, 0.0))
+        if count < 2:
+            return seconds
+        return max(seconds, min(self.capacity(burst) / rps, 2.0 ** (count - 1)))
 
     def _remember_no_slot(self, known: tuple[str, float, int], seconds: float) -> None:
         now = self._clock()

@@ -26,7 +26,7 @@ from b24app.bitrix.errors import (
     QueryLimitExceeded,
     TokenError,
 )
-from b24app.bitrix.limiter import OperatingBudget
+from b24app.bitrix.limiter import OperatingBudget, RateLimiter, RateLimitTimeout
 from b24app.storage import keys
 from b24app.web.errors import status_of
 from tests.integration.helpers import oauth_counters, portal_requests
@@ -156,6 +156,24 @@ def test_query_limit_waits_are_bounded(b24) -> None:
     # 1 s for the bucket plus exponential backoff (0.5 s × 1.5^n) with ±20% jitter
     assert 1.4 <= sleeps[0] <= 1.6
     assert 1.6 <= sleeps[1] <= 1.9
+
+
+def test_an_answer_from_the_portal_ends_its_run_of_refusals(b24) -> None:
+    portal = b24.installed_portal(rate=None)
+    limiter = RateLimiter(b24.services.redis, 100, 1000)
+    client = _client(b24, portal, [], limiter=limiter)
+    b24.services.redis.delete(keys.rate(portal.member_id))  # what the install's calls booked, at another rate
+    for _ in range(3):
+        limiter.saturate(portal.member_id)
+    with pytest.raises(RateLimitTimeout) as refused:
+        limiter.acquire(portal.member_id, max_wait=0)
+    assert refused.value.retry_after == 4, "three refusals in a row: stay away 4 s"
+    b24.services.redis.delete(keys.rate(portal.member_id))
+    assert client.call("profile").result
+    limiter.saturate(portal.member_id)
+    with pytest.raises(RateLimitTimeout) as refused:
+        limiter.acquire(portal.member_id, max_wait=0)
+    assert refused.value.retry_after < 0.05, "the portal answered: the bucket's own wait (10 ms) again"
 
 
 def _operating_client(b24, portal, sleeps: list[float], limit: float) -> PortalClient:

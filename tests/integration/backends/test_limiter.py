@@ -240,6 +240,29 @@ def test_a_saturated_bucket_is_remembered_one_interval_ahead(redis_client):
     assert 0.5 - TOL < limiter.acquire("m1", max_wait=1) <= 0.5
 
 
+def test_a_portal_that_keeps_refusing_sends_the_refused_away_for_longer(redis_client):
+    """Refused again and again by the portal itself: something else fills its bucket, so the refused are told
+    to stay away twice as long each time (up to a full bucket's drain), until the portal answers again."""
+    now = [0.0]
+    limiter = RateLimiter(redis_client, 2, 50, sleep=FakeSleep(), clock=lambda: now[0])
+
+    def refused_for() -> float:
+        limiter.saturate("busy")
+        with pytest.raises(RateLimitTimeout) as refused:
+            limiter.acquire("busy", max_wait=0)
+        now[0] += 1
+        return refused.value.retry_after
+
+    told = [refused_for() for _ in range(7)]
+    assert told[0] < 0.5, "the first refusal: our bucket's own next slot"
+    assert told[1:] == [2, 4, 8, 16, 24.5, 24.5]
+    limiter.relieved("busy")
+    assert refused_for() < 0.5, "after an answer the portal is trusted again"
+    assert refused_for() == 2
+    now[0] += 30  # longer than a full bucket takes to drain: a new episode
+    assert refused_for() < 0.5
+
+
 @pytest.mark.parametrize(("rps", "burst"), [(0, 50), (-2, 50), (2, 0), (2, 2.5), (float("inf"), 5)])
 def test_invalid_rates_are_refused(redis_client, rps, burst):
     with pytest.raises(ValueError, match="rate"):
