@@ -119,6 +119,11 @@ def _retry_after(exc: AppError) -> int:
         seconds = 2
     else:
         seconds = DEFAULT_RETRY_AFTER
+    return _spread(seconds)
+
+
+def _spread(seconds: float) -> int:
+    """Whole seconds to wait, plus up to half of them at random (the module docstring says why)."""
     whole = max(1, int(seconds + 0.999))
     return whole + random.randint(0, max(1, whole // 2))
 
@@ -157,7 +162,7 @@ def init_app(app: Flask) -> None:
         if held_back is not None:
             log.error("redis unavailable", extra={"error": type(exc).__name__, "held_back": held_back})
         response = error_response(503, "SERVICE_UNAVAILABLE", "The app's storage is unavailable; try again shortly.")
-        response.headers["Retry-After"] = str(DEFAULT_RETRY_AFTER)
+        response.headers["Retry-After"] = str(_spread(DEFAULT_RETRY_AFTER))
         return response
 
     for outage in OUTAGES:

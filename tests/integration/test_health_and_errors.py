@@ -5,6 +5,7 @@ import pytest
 from flask import Flask
 
 from b24app import create_app
+from b24app.web.common import services
 from tests.conftest import make_config
 from tests.support.processes import free_port
 
@@ -91,3 +92,13 @@ def test_request_id_is_honoured_or_generated(client) -> None:
     generated = client.get("/healthz", headers={"X-Request-ID": "bad id <script>"}).headers["X-Request-ID"]
     assert generated != "bad id <script>"
     assert len(generated) == 32
+
+
+def test_every_caller_of_a_dead_redis_gets_503_and_a_spread_retry_after() -> None:
+    """During an outage every request fails alike; telling all of them the same second brings them back at once."""
+    app = create_app(make_config(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0"), configure_logs=False)
+    app.add_url_rule("/touch", "touch", lambda: services(app).redis.get("anything") or "")
+    answers = [app.test_client().get("/touch") for _ in range(12)]
+    assert {(a.status_code, a.json["error"]) for a in answers} == {(503, "SERVICE_UNAVAILABLE")}
+    told = {int(a.headers["Retry-After"]) for a in answers}
+    assert told <= {5, 6, 7} and len(told) > 1
