@@ -268,8 +268,7 @@ class RateLimiter:
 
     def relieved(self, member_id: str) -> None:
         """The portal answered a call: refused callers are told the bucket's own wait again."""
-        if member_id in self._refusals:
-            self._refusals.pop(member_id, None)
+        self._refusals.pop(member_id, None)
 
     def _come_back_in(self, member_id: str, seconds: float, rps: float, burst: int) -> float:
         """What a refused caller is told (Retry-After): the next slot, or longer while the portal keeps refusing."""

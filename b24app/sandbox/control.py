@@ -23,6 +23,17 @@ def _body() -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def _robot_options(b: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The property values and the options of a robot run or an automation rule, as `Sandbox.run_robot` and
+    `Sandbox.add_automation` take them."""
+    properties = b.get("properties") or {}
+    if not isinstance(properties, dict):
+        raise SandboxError("properties must be a JSON object")
+    return properties, {"use_subscription": b.get("use_subscription"),
+                        "auth_user_id": None if b.get("auth_user_id") is None else int(b["auth_user_id"]),
+                        "timeout_duration": int(b.get("timeout_duration", 0)), "client_id": b.get("client_id")}
+
+
 def _rate(value: Any) -> tuple[float, float] | None:
     if value is None or value is False:
         return None
@@ -168,13 +179,8 @@ def create_control_blueprint(sb: Sandbox) -> Blueprint:
     @bp.post("/portals/<ref>/automation")
     def add_automation(ref: str) -> Response:
         b = _body()
-        properties = b.get("properties") or {}
-        if not isinstance(properties, dict):
-            raise SandboxError("properties must be a JSON object")
-        rule = sb.add_automation(ref, b["stage"], b["robot"], properties,
-                                 use_subscription=b.get("use_subscription"),
-                                 auth_user_id=None if b.get("auth_user_id") is None else int(b["auth_user_id"]),
-                                 timeout_duration=int(b.get("timeout_duration", 0)), client_id=b.get("client_id"))
+        properties, options = _robot_options(b)
+        rule = sb.add_automation(ref, b["stage"], b["robot"], properties, **options)
         return json_response(rule.public(), 201)
 
     @bp.delete("/portals/<ref>/automation")
@@ -190,13 +196,8 @@ def create_control_blueprint(sb: Sandbox) -> Blueprint:
     @bp.post("/portals/<ref>/robot-runs")
     def run_robot(ref: str) -> Response:
         b = _body()
-        properties = b.get("properties") or {}
-        if not isinstance(properties, dict):
-            raise SandboxError("properties must be a JSON object")
-        run = sb.run_robot(ref, int(b["deal_id"]), b["robot"], properties,
-                           use_subscription=b.get("use_subscription"),
-                           auth_user_id=None if b.get("auth_user_id") is None else int(b["auth_user_id"]),
-                           timeout_duration=int(b.get("timeout_duration", 0)), client_id=b.get("client_id"))
+        properties, options = _robot_options(b)
+        run = sb.run_robot(ref, int(b["deal_id"]), b["robot"], properties, **options)
         return json_response(run.public(), 201)
 
     @bp.get("/portals/<ref>/robot-runs")

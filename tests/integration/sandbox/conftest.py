@@ -70,6 +70,15 @@ def installed(sb: Sandbox, card: AppCard, portal: Portal) -> Installed:
     return Installed(portal, sb.issue_tokens(portal, 1), sb.issue_tokens(portal, 2))
 
 
+@pytest.fixture
+def crm_only(sb: Sandbox, stub: AppStub) -> tuple[Portal, str]:
+    """A portal with an app whose card lists only the `crm` scope, and that app's access token."""
+    narrow = sb.register_app(app_url=stub.url, scope="crm")
+    portal = sb.create_portal()
+    sb.install(portal, rest_only=True, client_id=narrow.client_id)
+    return portal, sb.issue_tokens(portal, 1, narrow.client_id)["access_token"]
+
+
 def call(session: requests.Session, portal: Portal, method: str, token: str | None = None,
          **params: Any) -> requests.Response:
     """POST a REST method with a JSON body and `auth` in it (the documented way, docs/bitrix24-protocol.md §3.1)."""

@@ -34,12 +34,9 @@ def test_webhook_outside_its_scope_is_401_with_webhook_wording(http, installed: 
     assert resp.json() == {"error": "insufficient_scope", "error_description": WEBHOOK_SCOPE}
 
 
-def test_app_token_outside_its_scope_keeps_403_access_token(http, sb: Sandbox, stub) -> None:
+def test_app_token_outside_its_scope_keeps_403_access_token(http, crm_only) -> None:
     """§3.3: for an app the answer stays 403 with "...access token"."""
-    narrow = sb.register_app(app_url=stub.url, scope="crm")
-    portal = sb.create_portal()
-    sb.install(portal, rest_only=True, client_id=narrow.client_id)
-    token = sb.issue_tokens(portal, 1, narrow.client_id)["access_token"]
+    portal, token = crm_only
     resp = call(http, portal, "user.current", token)
     assert resp.status_code == 403
     assert resp.json() == {"error": "insufficient_scope", "error_description": ACCESS_SCOPE}

@@ -96,13 +96,10 @@ def test_fired_user_gets_authorization_error(http, installed: Installed, sb: San
     assert call(http, installed.portal, "profile", installed.admin["access_token"]).status_code == 200
 
 
-def test_method_outside_the_app_scope_is_insufficient_scope(http, sb: Sandbox, stub) -> None:
+def test_method_outside_the_app_scope_is_insufficient_scope(http, crm_only) -> None:
     """§3.3: a method whose scope is not on the app card -> insufficient_scope, 403 for an app token (the older
     docs' status, kept; webhooks get 401, see test_auth_errors.py)."""
-    narrow = sb.register_app(app_url=stub.url, scope="crm")
-    portal = sb.create_portal()
-    sb.install(portal, rest_only=True, client_id=narrow.client_id)
-    token = sb.issue_tokens(portal, 1, narrow.client_id)["access_token"]
+    portal, token = crm_only
     resp = call(http, portal, "placement.get", token)
     assert resp.status_code == 403
     assert resp.json()["error"] == "insufficient_scope"
