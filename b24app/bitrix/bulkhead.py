@@ -57,6 +57,10 @@ class Bulkhead:
                     else:
                         del self._waiting[member_id]
 
+    def full(self, member_id: str) -> bool:
+        """Whether a caller arriving now would be refused a slot (a look, not a refusal: nothing is counted)."""
+        return self.waiting(member_id) >= self.share
+
     def waiting(self, member_id: str) -> int:
         with self._lock:
             return self._waiting.get(member_id, 0)

@@ -259,8 +259,7 @@ class PortalClient:
                 else:
                     admission = Admission()
             except RateLimitTimeout as exc:
-                raise QueryLimitExceeded("QUERY_LIMIT_EXCEEDED", "Too many requests", method=method,
-                                         extra={"retry_after": exc.retry_after}) from None
+                raise _too_many(exc, method) from None
             tracked = tracked or admission.tracked
             if not admission.paused or budget is None:
                 return Admission(waited=paused + admission.waited, tracked=tracked)
@@ -331,17 +330,39 @@ class PortalClients:
     bulkhead: Bulkhead | None = None
 
     def portal(self, member_id: str) -> PortalClient:
+        self._shed_at_once(member_id)
         return self._client(member_id, self.tokens.require(member_id))
 
     def for_user(self, member_id: str, access_token: str) -> PortalClient:
         """The portal called with a user's own token (see `PortalClient.as_user`), even while the stored
         chain is dead: the user's authorization does not depend on it."""
+        self._shed_at_once(member_id)
         return self._client(member_id, self.tokens.installed(member_id)).as_user(access_token)
+
+    def _shed_at_once(self, member_id: str) -> None:
+        """A caller past its portal's share of waiting threads, while this process knows that the portal
+        has no slot now, is refused before the portal's record is read: a flood of one portal's users costs
+        no Redis round-trip per caller (docs/DESIGN.md §10). The price: for the few seconds a process
+        remembers a full bucket (bitrix/limiter.py NO_SLOT_HORIZON), such callers of a portal uninstalled
+        meanwhile hear 503, come back later, before they hear 410."""
+        if self.limiter is None or self.bulkhead is None or not self.bulkhead.full(member_id):
+            return
+        try:
+            self.limiter.refuse_if_known_full(member_id)
+        except RateLimitTimeout as exc:
+            metrics.bulkhead_shed("rate")
+            raise _too_many(exc, "") from None
 
     def _client(self, member_id: str, record: Installation) -> PortalClient:
         return PortalClient(member_id, store=self.store, tokens=self.tokens, oauth=self.oauth, http=self.http,
                             limiter=self.limiter, budget=self.budget, allow_http=self.allow_http,
                             observer=self.observer, record=record, bulkhead=self.bulkhead)
+
+
+def _too_many(refused: RateLimitTimeout, method: str) -> QueryLimitExceeded:
+    """No slot within the caller's wait: the portal's own answer to a full bucket, with when to come back."""
+    return QueryLimitExceeded("QUERY_LIMIT_EXCEEDED", "Too many requests", method=method,
+                              extra={"retry_after": refused.retry_after})
 
 
 def call_with_token(http: Transport, client_endpoint: str, access_token: str, method: str,

@@ -218,10 +218,7 @@ class RateLimiter:
             raise ValueError(f"cost must be between 1 and {capacity} for a burst of {burst}, got {cost}")
         limit = self.max_wait if max_wait is None else max_wait
         known = (member_id, float(rps), int(burst))
-        ahead = self._no_slot_before.get(known, 0.0) - self._clock()
-        if ahead > limit:
-            metrics.limiter_decision("timeout")
-            raise RateLimitTimeout(self._come_back_in(member_id, ahead, rps, burst), member_id)
+        self._refuse_known(known, limit)
         if budget is not None:
             mode, script_keys = "both", [keys.rate(member_id), keys.operating(member_id)]
             budget_args = budget.script_args(method)
@@ -244,6 +241,20 @@ class RateLimiter:
             metrics.limiter_wait("rate", seconds)
             self._sleep(seconds)
         return Admission(waited=seconds, tracked=bool(int(tracked)))
+
+    def refuse_if_known_full(self, member_id: str) -> None:
+        """Raise RateLimitTimeout, without a round-trip, when this process knows that the portal's bucket
+        (at the limiter's own rate) has no slot now: a caller who cannot wait learns it before anything
+        else is read for it (bitrix/client.py `PortalClients.portal`)."""
+        rps, burst = self.rate
+        self._refuse_known((member_id, rps, burst), 0.0)
+
+    def _refuse_known(self, known: tuple[str, float, int], limit: float) -> None:
+        ahead = self._no_slot_before.get(known, 0.0) - self._clock()
+        if ahead > limit:
+            metrics.limiter_decision("timeout")
+            member_id, rps, burst = known
+            raise RateLimitTimeout(self._come_back_in(member_id, ahead, rps, burst), member_id)
 
     def saturate(self, member_id: str, *, rate: tuple[float, int] | None = None) -> None:
         """The portal says its bucket is full (QUERY_LIMIT_EXCEEDED): ours is full too from now on, so every

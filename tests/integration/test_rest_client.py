@@ -7,6 +7,7 @@ refresh cannot fix.
 """
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -27,6 +28,7 @@ from b24app.bitrix.errors import (
     TokenError,
 )
 from b24app.bitrix.limiter import OperatingBudget, RateLimiter, RateLimitTimeout
+from b24app.errors import PortalUninstalled
 from b24app.storage import keys
 from b24app.web.errors import status_of
 from tests.integration.helpers import oauth_counters, portal_requests
@@ -174,6 +176,48 @@ def test_an_answer_from_the_portal_ends_its_run_of_refusals(b24) -> None:
     with pytest.raises(RateLimitTimeout) as refused:
         limiter.acquire(portal.member_id, max_wait=0)
     assert refused.value.retry_after < 0.05, "the portal answered: the bucket's own wait (10 ms) again"
+
+
+def test_a_flood_past_its_share_is_refused_before_the_portal_is_read(b24, monkeypatch) -> None:
+    """Once this process knows a portal's bucket is full, a caller past the portal's share of waiting threads
+    is refused (503 with when to come back) without a single Redis command; within the share, or once the
+    bucket has a slot again, the portal is read as always. An uninstall meanwhile is heard after the wait."""
+    portal = b24.installed_portal(rate=None)
+    b24.services.portal_services.binder.wait()
+    clients = b24.services.portal_services.clients
+    member = portal.member_id
+    clients.limiter.saturate(member)
+    sent: list[object] = []
+    redis_client = b24.services.redis
+    real = redis_client.execute_command
+
+    def counted(*args: object, **options: object) -> object:
+        sent.append(args[0])
+        return real(*args, **options)
+    monkeypatch.setattr(redis_client, "execute_command", counted)
+    with contextlib.ExitStack() as held:
+        for _ in range(clients.bulkhead.share):
+            held.enter_context(clients.bulkhead.wait_slot(member, "rate"))
+        for _ in range(20):
+            with pytest.raises(QueryLimitExceeded) as refused:
+                clients.portal(member)
+            assert status_of(refused.value) == 503
+            assert 0 < refused.value.extra["retry_after"] <= 0.5
+        assert sent == [], "no refusal read anything"
+    sent.clear()
+    assert clients.portal(member).member_id == member, "within the share the portal is read and usable"
+    assert sent
+
+    b24.sandbox.uninstall(portal, clean=True)
+    clients.limiter.saturate(member)
+    with contextlib.ExitStack() as held:
+        for _ in range(clients.bulkhead.share):
+            held.enter_context(clients.bulkhead.wait_slot(member, "rate"))
+        with pytest.raises(QueryLimitExceeded) as refused:
+            clients.portal(member)
+        time.sleep(refused.value.extra["retry_after"])
+        with pytest.raises(PortalUninstalled):
+            clients.portal(member)
 
 
 def _operating_client(b24, portal, sleeps: list[float], limit: float) -> PortalClient:
