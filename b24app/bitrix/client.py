@@ -344,7 +344,7 @@ class PortalClients:
         has no slot now, is refused before the portal's record is read: a flood of one portal's users costs
         no Redis round-trip per caller (docs/DESIGN.md §10). The price: for the few seconds a process
         remembers a full bucket (bitrix/limiter.py NO_SLOT_HORIZON), such callers of a portal uninstalled
-        meanwhile hear 503, come back later, before they hear 410."""
+        (or dead) meanwhile hear 503, come back later, before they hear 410 (or 409)."""
         if self.limiter is None or self.bulkhead is None or not self.bulkhead.full(member_id):
             return
         try:
