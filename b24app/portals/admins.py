@@ -3,8 +3,8 @@
 A session records the admin flag at the moment it was minted (up to 15 minutes earlier); a demoted or
 fired admin must lose the catalogue's write access sooner (docs/DESIGN.md §4). The portal is asked
 with the user's own token (`user.admin`), the only one it answers that question for. When that token
-can no longer answer (expired, revoked) the session's word stands rather than lock an admin out;
-when the portal cannot be reached the session's word stands for this request only.
+can no longer answer (expired, revoked, or no longer kept) the session's word stands, for the window,
+rather than lock an admin out; when the portal cannot be reached it stands for this request only.
 """
 from __future__ import annotations
 
@@ -38,8 +38,14 @@ class AdminCheck:
         if answer is not None:
             return answer
         token = self._users.token(member_id, user_id)
+        if token is None:
+            # Nothing to ask with (the token went with a Redis that lost its data, or was evicted): the session's
+            # word stands, and is kept like an answer, so the window's other writes do not look again. A frame
+            # the user opens meanwhile brings the portal's own word, which replaces it (`remember`).
+            self._users.remember_answer(member_id, user_id, True)
+            return True
         record = self._store.get(member_id)
-        if token is None or record is None:
+        if record is None:
             return True
         try:
             result = call_with_token(self._http, record.client_endpoint, token, "user.admin").result

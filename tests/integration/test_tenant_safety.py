@@ -120,6 +120,29 @@ def test_an_admin_whose_frame_token_expired_keeps_the_sessions_word(b24, redis_c
     assert carol.post("/badges", json=BADGE).status_code == 201
 
 
+def test_an_admin_whose_frame_token_is_no_longer_kept_keeps_the_sessions_word_for_the_window(
+        b24, redis_client, monkeypatch) -> None:
+    """The token went (evicted, a Redis that lost its data): the session's word is kept like the portal's
+    answer, so the window's other writes do not look for the token again; a frame the user opens meanwhile
+    brings the portal's own word, which decides at once."""
+    portal = b24.installed_portal()
+    carol = session_for(b24, portal, user_id=3)
+    users = b24.services.portal_services.users
+    redis_client.delete(keys.user_token(portal.member_id, 3))
+    users.forget_answer(portal.member_id, 3)
+    assert carol.post("/badges", json=BADGE).status_code == 201
+    assert redis_client.get(keys.admin_answer(portal.member_id, 3)) == b"1"
+    looked: list[object] = []
+    monkeypatch.setattr(users, "token", lambda *args: looked.append(args))
+    assert carol.post("/badges", json={**BADGE, "code": "paid2"}).status_code == 201
+    assert looked == [], "the kept word answered"
+    monkeypatch.undo()
+    b24.sandbox.set_admin(portal, 3, False)
+    session_for(b24, portal, user_id=3)  # carol opens the app again: the portal says she is no admin now
+    refused = carol.post("/badges", json={**BADGE, "code": "paid3"})
+    assert (refused.status_code, refused.json()["error"]) == (403, "ACCESS_DENIED")
+
+
 def test_users_tokens_are_kept_encrypted_and_go_with_the_uninstall(b24, redis_client) -> None:
     portal = b24.installed_portal()
     auth = b24.sandbox.frame_auth(portal, user_id=3)
