@@ -204,6 +204,8 @@ def test_a_flood_past_its_share_is_refused_before_the_portal_is_read(b24, monkey
             assert status_of(refused.value) == 503
             assert 0 < refused.value.extra["retry_after"] <= 0.5
         assert sent == [], "no refusal read anything"
+        assert clients.for_user(member, "user-token").member_id == member, \
+            "a robot run's client is still made: its call is refused and retried by its job, not dropped"
     sent.clear()
     assert clients.portal(member).member_id == member, "within the share the portal is read and usable"
     assert sent
