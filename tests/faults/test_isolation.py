@@ -73,6 +73,19 @@ def test_a_portal_whose_budget_is_spent_cannot_stall_the_others(deployed: Deploy
     assert shed[len(shed) // 2] < 3.0
 
 
+def test_a_burst_of_writes_within_the_portals_budget_all_succeed(deployed: Deployed) -> None:
+    """Bulkheads cap the threads that wait, not the requests in flight: 30 writes at once from one admin of a
+    2 rps / burst 50 portal fit its budget and all succeed, however gunicorn spreads them over its workers."""
+    portal = deployed.installed_portal(rate=(2, 50))
+    headers = dict(deployed.session(portal).headers)
+    writes = [lambda i=i: requests.post(f"{deployed.url}/api/v1/badges", headers=headers, timeout=60,
+                                        json={**BADGE, "code": f"burst{i}"}) for i in range(30)]
+    with ThreadPoolExecutor(30) as pool:
+        statuses = Counter(status for status, _ in pool.map(timed, writes))
+    assert statuses == {201: 30}
+    assert len(portal.badges) == 30
+
+
 def test_a_portal_answering_query_limit_exceeded_cannot_stall_the_others(deployed: Deployed) -> None:
     portal_a = deployed.installed_portal(rate=None)
     api_a = deployed.session(portal_a)
