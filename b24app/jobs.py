@@ -34,7 +34,9 @@ class Jobs:
         since a traceback says nothing more; anything else is a bug and keeps its traceback."""
         self._outages: tuple[type[BaseException], ...] = (AppError, *outages)
         self._queues: OrderedDict[str, deque[Callable[[], None]]] = OrderedDict()
-        self._ready = threading.Condition()
+        lock = threading.Lock()
+        self._ready = threading.Condition(lock)  # a job was queued or finished; shutting down
+        self._due = threading.Condition(lock)  # a delayed job may now be due earlier than the timer thought
         self._queued = 0
         self._running = 0
         self._max_queued = max_queued
@@ -61,8 +63,10 @@ class Jobs:
                 raise JobQueueFull("the process is shutting down")
             earlier = self._delayed.get((key, name))
             latest = earlier[2] if earlier is not None else now + MAX_DEFERRALS * delay
-            self._delayed[(key, name)] = (min(now + delay, latest), job, latest)
-            self._ready.notify_all()
+            due = min(now + delay, latest)
+            self._delayed[(key, name)] = (due, job, latest)
+            if earlier is None or due < earlier[0]:  # a due time moved later: the timer learns it when it wakes
+                self._due.notify()
 
     def _enqueue(self, key: str, job: Callable[[], None]) -> None:
         if self._closed:
@@ -88,7 +92,7 @@ class Jobs:
                 if self._closed:
                     return
                 next_due = min((due for due, _job, _latest in self._delayed.values()), default=None)
-                self._ready.wait(None if next_due is None else max(0.0, next_due - now))
+                self._due.wait(None if next_due is None else max(0.0, next_due - now))
 
     def pending(self, key: str) -> int:
         with self._ready:
@@ -104,11 +108,12 @@ class Jobs:
         """Run delayed jobs now, let queued ones finish (up to `timeout`), then stop taking new ones."""
         with self._ready:
             self._closing = True
-            self._ready.notify_all()
+            self._due.notify()
         self.wait(timeout)
         with self._ready:
             self._closed = True
             self._ready.notify_all()
+            self._due.notify()
 
     def _next(self) -> Callable[[], None] | None:
         with self._ready:

@@ -103,3 +103,22 @@ def test_changes_that_never_pause_still_run_the_job_in_bounded_time() -> None:
     assert runs, "ran although the calls never paused for 0.1 s"
     assert runs[0] < 3.0, "about MAX_DEFERRALS × delay (0.6 s) after the first call, not never"
     jobs.shutdown()
+
+
+def test_a_deferral_only_wakes_the_timer_when_it_brings_a_due_time_forward() -> None:
+    """A burst of catalogue changes (one per badge added) costs no thread wake-ups: only a new or earlier due
+    time wakes the timer, which would otherwise sleep past it."""
+    runs: list[float] = []
+    jobs = Jobs(workers=2)
+    wakes: list[int] = []
+    real = jobs._due.notify
+    jobs._due.notify = lambda n=1: (wakes.append(n), real(n))
+    started = time.monotonic()
+    jobs.debounce("m1", "register", 3600, lambda: runs.append(time.monotonic() - started))
+    for _ in range(50):
+        jobs.debounce("m1", "register", 3600, lambda: runs.append(time.monotonic() - started))
+    assert len(wakes) == 1, "deferrals moved the due time later and woke nobody"
+    jobs.debounce("m1", "register", 0.05, lambda: runs.append(time.monotonic() - started))
+    assert jobs.wait(5)
+    assert len(wakes) == 2 and len(runs) == 1 and runs[0] < 3.0, "an earlier due time is kept"
+    jobs.shutdown()
