@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from ..errors import AppError, RateLimitTimeout, UserTokenExpired
+from ..errors import AppError, PortalNeedsReauth, RateLimitTimeout, UserTokenExpired
 from ..observability import metrics
 from ..observability.logs import request_id_var
 from ..storage.installations import Installation, InstallationStore
@@ -34,7 +34,7 @@ from .errors import (
 )
 from .limiter import Admission, OperatingBudget, RateLimiter
 from .oauth import OAuthClient, OAuthError, TokenRejected
-from .tokens import EXPIRY_LEEWAY, TokenManager
+from .tokens import EXPIRY_LEEWAY, REAUTH_MESSAGE, UNREAD, TokenManager
 from .transport import Reply, Transport, TransportFailure
 
 log = logging.getLogger(__name__)
@@ -94,14 +94,16 @@ class PortalClient:
                  retry: RetryPolicy | None = None, sleep: Callable[[float], None] = time.sleep,
                  observer: Callable[[str, str, float], None] | None = None,
                  record: Installation | None = None, bulkhead: Bulkhead | None = None,
-                 user_token: str | None = None) -> None:
+                 user_token: str | None = None, record_key: str | None = None) -> None:
         self.member_id = member_id
         # With a user's own token (`as_user`) the portal's permissions for that user decide, and the stored
         # chain is neither used nor refreshed nor marked: a dead user token is the user's session's to renew.
         self._user_token = user_token
-        # The record the caller just read (Portals.client checks the portal first): the first call
-        # uses it instead of reading and decrypting it again; later calls always re-read.
+        # The record the caller just read: the first call uses it instead of reading and decrypting it again;
+        # later calls always re-read. With `record_key` and a limiter, each call on the stored chain reads it
+        # in the round-trip that admits the call (bitrix/limiter.py) rather than in one of its own.
         self._prefetched = record if record is not None and record.member_id == member_id else None
+        self._record_key = record_key if limiter is not None and user_token is None else None
         self._store = store
         self._tokens = tokens
         self._oauth = oauth
@@ -176,13 +178,17 @@ class PortalClient:
         return self._tokens.usable(self.member_id)
 
     def _request(self, method: str, params: dict[str, Any], read: bool) -> dict[str, Any]:
-        record = self._usable_record()
+        record = None if self._prefetched is None and self._record_key is not None else self._usable_record()
         refreshed = moved = False
         retries = 0
         waited = 0.0
         while True:
-            admission = self._wait_for_capacity(method, self._retry.max_wait - waited)
+            admission = self._wait_for_capacity(method, self._retry.max_wait - waited,
+                                                self._record_key if record is None else None)
             waited += admission.waited
+            if record is None:  # unread: a record of an earlier layout, which the store reads its own way
+                found = self._store.decode(self.member_id, admission.record) if admission.record_read else UNREAD
+                record = self._tokens.usable(self.member_id, found)
             outcome = _send(self._http, record.client_endpoint, method, record.access_token or "", params,
                             self._timeout)
             if isinstance(outcome, Reply) and outcome.is_redirect and not moved:
@@ -239,13 +245,13 @@ class PortalClient:
             return nullcontext(True)
         return self._bulkhead.wait_slot(self.member_id, reason)
 
-    def _wait_for_capacity(self, method: str, budget_left: float) -> Admission:
+    def _wait_for_capacity(self, method: str, budget_left: float, record_key: str | None) -> Admission:
         """Sleep out the method's operating-time pause (at most once), then take a rate-limit slot; only
         within the portal's share of waiting threads, else at once or not at all."""
         with self._wait_slot("rate") as may_wait:
-            return self._admit(method, budget_left if may_wait else 0.0)
+            return self._admit(method, budget_left if may_wait else 0.0, record_key)
 
-    def _admit(self, method: str, budget_left: float) -> Admission:
+    def _admit(self, method: str, budget_left: float, record_key: str | None) -> Admission:
         budget = self._budget
         paused = 0.0
         tracked = False
@@ -253,16 +259,19 @@ class PortalClient:
             try:
                 if self._limiter is not None:
                     admission = self._limiter.admit(self.member_id, max_wait=max(0.0, budget_left - paused),
-                                                    budget=budget, method=method)
+                                                    budget=budget, method=method, record_key=record_key)
                 elif budget is not None:
                     admission = budget.check(self.member_id, method)
                 else:
                     admission = Admission()
             except RateLimitTimeout as exc:
                 raise _too_many(exc, method) from None
+            if not admission.callable:
+                self._tokens.require(self.member_id, self._store.decode(self.member_id, admission.record))
+                raise PortalNeedsReauth(self.member_id, REAUTH_MESSAGE)  # the script and `require` agree: unreached
             tracked = tracked or admission.tracked
             if not admission.paused or budget is None:
-                return Admission(waited=paused + admission.waited, tracked=tracked)
+                return replace(admission, waited=paused + admission.waited, tracked=tracked)
             if admission.paused > budget_left - paused:
                 raise OperationTimeLimit("OPERATION_TIME_LIMIT", f"{method} is paused for {admission.paused:.0f} s",
                                          method=method, extra={"retry_after": admission.paused})
@@ -316,8 +325,9 @@ class PortalClient:
 class PortalClients:
     """What every portal's client shares in one process; `portal(member_id)` hands out one portal's client.
 
-    `clients.portal("MEMBER").call("crm.activity.badge.list")` — the portal is checked first (unknown,
-    uninstalled or needing re-authorization raise `PortalUnavailable`)."""
+    `clients.portal("MEMBER").call("crm.activity.badge.list")` — the portal is checked before each call
+    (unknown, uninstalled or needing re-authorization raise `PortalUnavailable`): with a rate limiter and a
+    store that can say where the record is, in the round-trip that admits the call, else first."""
 
     store: InstallationStore
     tokens: TokenManager
@@ -331,6 +341,9 @@ class PortalClients:
 
     def portal(self, member_id: str) -> PortalClient:
         self._shed_at_once(member_id)
+        record_key = self.store.record_key(member_id) if self.limiter is not None else None
+        if record_key is not None:
+            return self._client(member_id, None, record_key=record_key)
         return self._client(member_id, self.tokens.require(member_id))
 
     def for_user(self, member_id: str, access_token: str) -> PortalClient:
@@ -354,10 +367,10 @@ class PortalClients:
             metrics.bulkhead_shed("rate")
             raise _too_many(exc, "") from None
 
-    def _client(self, member_id: str, record: Installation) -> PortalClient:
+    def _client(self, member_id: str, record: Installation | None, *, record_key: str | None = None) -> PortalClient:
         return PortalClient(member_id, store=self.store, tokens=self.tokens, oauth=self.oauth, http=self.http,
                             limiter=self.limiter, budget=self.budget, allow_http=self.allow_http,
-                            observer=self.observer, record=record, bulkhead=self.bulkhead)
+                            observer=self.observer, record=record, bulkhead=self.bulkhead, record_key=record_key)
 
 
 def _too_many(refused: RateLimitTimeout, method: str) -> QueryLimitExceeded:

@@ -18,6 +18,7 @@ import redis
 from ..errors import RateLimitTimeout
 from ..observability import metrics
 from ..storage import keys
+from ..storage.installations import lua_usable
 
 __all__ = ["Admission", "OperatingBudget", "RateLimitTimeout", "RateLimiter"]
 
@@ -31,10 +32,21 @@ __all__ = ["Admission", "OperatingBudget", "RateLimitTimeout", "RateLimiter"]
 #    again; the level at `now` is (TAT - now) / interval. A request of `cost` fits if the level after
 #    adding it stays <= capacity; otherwise the caller gets the first future instant when it will fit,
 #    and that slot is reserved at once (TAT advances), so concurrent waiters get distinct, ordered slots.
-# Returns {outcome, µs, tracked}: outcome 0 = paused for µs (or, checking only the budget, free when
-# µs = 0), 1 = slot reserved µs from now, 2 = no slot within max_wait; tracked = 1 when a report of
-# `used` >= ARGV[5] is stored (so a lower one must replace it).
+# 0. With ARGV[10] = '1', the last key is the portal's record (`RateLimiter.admit` record_key), read in the
+#    same round-trip and checked first: a portal that cannot be called (storage/installations.py
+#    `lua_usable`) gets no slot.
+# Returns {outcome, µs, tracked, record, unreadable}: outcome 0 = paused for µs (or, checking only the
+# budget, free when µs = 0), 1 = slot reserved µs from now, 2 = no slot within max_wait, 3 = the portal
+# cannot be called; tracked = 1 when a report of `used` >= ARGV[5] is stored (so a lower one must replace
+# it); record = the record read along (nil when absent); unreadable = 1 when it is not a string (a record
+# of an earlier layout: unchecked, for the caller to read its own way).
 _ADMIT_LUA = """
+local record, unreadable = false, 0
+if ARGV[10] == '1' then
+  record = redis.pcall('GET', KEYS[#KEYS])
+  if type(record) == 'table' then record, unreadable = false, 1
+  elseif not USABLE then return {3, 0, 0, record, 0} end
+end
 local t = redis.call('TIME')
 local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local now = now_us / 1000000
@@ -56,7 +68,7 @@ if op_key then
     pause = math.max(pause, (reset - now) * f * f)
   end
 end
-if pause > 0 or not rate_key then return {0, math.ceil(pause * 1000000), tracked} end
+if pause > 0 or not rate_key then return {0, math.ceil(pause * 1000000), tracked, record, unreadable} end
 local interval = tonumber(ARGV[6])
 local capacity = tonumber(ARGV[7])
 local cost = tonumber(ARGV[8])
@@ -66,11 +78,11 @@ if tat < now_us then tat = now_us end
 local new_tat = tat + cost * interval
 local delay = new_tat - capacity * interval - now_us
 if delay < 0 then delay = 0 end
-if delay > max_wait then return {2, math.ceil(delay), tracked} end
+if delay > max_wait then return {2, math.ceil(delay), tracked, record, unreadable} end
 new_tat = math.ceil(new_tat)
 redis.call('SET', rate_key, string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now_us) / 1000) + 1000)
-return {1, math.ceil(delay), tracked}
-"""
+return {1, math.ceil(delay), tracked, record, unreadable}
+""".replace("USABLE", lua_usable("KEYS[#KEYS]"))
 _NO_BUDGET_ARGS = ["", "0", "1", "0"]
 
 
@@ -81,12 +93,17 @@ class Admission:
     `waited`: seconds slept for a rate-limit slot (the call may go now). `paused`: seconds the method must
     wait for its operating-time budget first (nothing reserved; sleep, then ask again without the
     budget). `tracked`: a significant operating-time report is stored for the method, so the call's own
-    report must be recorded even when it is small (it replaces the stale one).
+    report must be recorded even when it is small (it replaces the stale one). `record_read`: the portal's
+    record was read in the same round-trip, and `record` is what is stored (None: nothing); `callable`
+    False: it says the portal cannot be called, and nothing was reserved.
     """
 
     waited: float = 0.0
     paused: float = 0.0
     tracked: bool = False
+    record_read: bool = False
+    record: bytes | None = None
+    callable: bool = True
 
 
 # Fields of the per-portal hash: "<method>:op", "<method>:reset", "<method>:until" (unix seconds).
@@ -200,10 +217,14 @@ class RateLimiter:
         max_wait: float | None = None,
         budget: OperatingBudget | None = None,
         method: str = "",
+        record_key: str | None = None,
     ) -> Admission:
         """`acquire`, checking first, in the same round-trip, `method`'s operating-time budget.
 
-        A paused method comes back as `Admission(paused=...)` with no slot reserved.
+        A paused method comes back as `Admission(paused=...)` with no slot reserved. With `record_key` (the
+        portal's record, storage/installations.py) the record comes back in the same round-trip, and a
+        portal that cannot be called gets `Admission(callable=False)` and no slot: a caller that needs the
+        record for its call reads it here rather than in a round-trip of its own before.
 
         A refusal tells when the next slot is; a bucket's schedule only moves later (reservations and
         `saturate` push it, nothing pulls it back), so until then this process refuses callers who cannot
@@ -224,14 +245,20 @@ class RateLimiter:
             budget_args = budget.script_args(method)
         else:
             mode, script_keys, budget_args = "rate", [keys.rate(member_id)], _NO_BUDGET_ARGS
-        outcome, micros, tracked = self._script(
+        if record_key is not None:
+            script_keys = [*script_keys, record_key]
+        outcome, micros, tracked, record, unreadable = self._script(
             keys=script_keys,
-            args=[mode, *budget_args, repr(1_000_000.0 / rps), capacity, cost, int(limit * 1_000_000)],
+            args=[mode, *budget_args, repr(1_000_000.0 / rps), capacity, cost, int(limit * 1_000_000),
+                  "0" if record_key is None else "1"],
         )
         seconds = int(micros) / 1_000_000
+        read = record_key is not None and not int(unreadable)
+        if int(outcome) == 3:
+            return Admission(record_read=True, record=record, callable=False)
         if int(outcome) == 0:
             metrics.limiter_decision("paused")
-            return Admission(paused=seconds, tracked=bool(int(tracked)))
+            return Admission(paused=seconds, tracked=bool(int(tracked)), record_read=read, record=record)
         if int(outcome) == 2:
             metrics.limiter_decision("timeout")
             self._remember_no_slot(known, seconds - (cost - 1) / rps)
@@ -240,7 +267,7 @@ class RateLimiter:
         if seconds > 0:
             metrics.limiter_wait("rate", seconds)
             self._sleep(seconds)
-        return Admission(waited=seconds, tracked=bool(int(tracked)))
+        return Admission(waited=seconds, tracked=bool(int(tracked)), record_read=read, record=record)
 
     def refuse_if_known_full(self, member_id: str) -> None:
         """Raise RateLimitTimeout, without a round-trip, when this process knows that the portal's bucket
@@ -381,6 +408,6 @@ class OperatingBudget:
 
     def check(self, member_id: str, method: str) -> Admission:
         """`delay` as an Admission (`paused`, `tracked`), for callers without a rate limiter."""
-        _outcome, micros, tracked = self._check(keys=[keys.operating(member_id)],
-                                                args=["operating", *self.script_args(method)])
+        _outcome, micros, tracked, _value, _unreadable = self._check(keys=[keys.operating(member_id)],
+                                                                     args=["operating", *self.script_args(method)])
         return Admission(paused=int(micros) / 1_000_000, tracked=bool(int(tracked)))

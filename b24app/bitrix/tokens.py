@@ -23,6 +23,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from enum import Enum
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -60,6 +61,13 @@ class RefreshLock(Protocol):
 LockFactory = Callable[[str], RefreshLock]
 
 
+class _Unread(Enum):
+    UNREAD = "unread"
+
+
+UNREAD = _Unread.UNREAD  # the record was not read by the caller: read it from the store
+
+
 def redis_locks(client: redis.Redis, *, lease: float = LEASE, wait: float = REFRESH_WAIT) -> LockFactory:
     """Per-portal refresh locks shared by every process and host (storage/keys.py `refresh_lock`)."""
     def lock(member_id: str) -> RefreshLock:
@@ -77,25 +85,26 @@ class TokenManager:
         self._bulkhead = bulkhead
         self._renew_every = renew_every
 
-    def usable(self, member_id: str) -> Installation:
-        """The record with an access token believed valid; refreshes first when the stored expiry passed."""
-        record = self.require(member_id)
+    def usable(self, member_id: str, found: Installation | _Unread | None = UNREAD) -> Installation:
+        """The record with an access token believed valid; refreshes first when the stored expiry passed.
+        `found`: the record as the caller just read it (None: there is none), instead of reading it here."""
+        record = self.require(member_id, found)
         if record.token_expired(leeway=EXPIRY_LEEWAY):
             return self.refresh(member_id, record.access_token)
         return record
 
-    def installed(self, member_id: str) -> Installation:
+    def installed(self, member_id: str, found: Installation | _Unread | None = UNREAD) -> Installation:
         """The record of a portal that has the app installed, whatever its chain's state."""
-        record = self._store.get(member_id)
+        record = self._store.get(member_id) if isinstance(found, _Unread) else found
         if record is None:
             raise PortalUnknown(member_id, "This portal has not installed the app.")
         if record.state == PortalState.UNINSTALLED:
             raise PortalUninstalled(member_id, "The app was uninstalled from this portal.")
         return record
 
-    def require(self, member_id: str) -> Installation:
+    def require(self, member_id: str, found: Installation | _Unread | None = UNREAD) -> Installation:
         """The record of a portal whose stored chain can be called with."""
-        record = self.installed(member_id)
+        record = self.installed(member_id, found)
         if record.state == PortalState.NEEDS_REAUTH or not record.has_tokens:
             raise PortalNeedsReauth(member_id, record.last_error or REAUTH_MESSAGE)
         return record

@@ -98,17 +98,26 @@ _TOKENS, _APP_TOKEN, _DIGEST = "k", "n", "r"  # the encrypted tokens, applicatio
 
 
 def lua_usable(key: str) -> str:
-    """A Lua expression, true when the record at `key` is active with tokens, for scripts of other stores
-    that must not answer for a dead portal (storage/badge_cache.py); the record's layout stays in this module."""
+    """A Lua expression, true when the record at `key` has a chain to call with (bitrix/tokens.py `require`:
+    neither uninstalled nor dead, tokens kept), for scripts of other stores that must not answer or admit for
+    such a portal (storage/badge_cache.py, bitrix/limiter.py); the record's layout stays in this module."""
     return (f"(function() local raw = redis.call('GET', {key}); if not raw then return false end; "
             f"local rec = cjson.decode(raw); "
-            f"return rec['s'] == '{PortalState.ACTIVE.value}' and rec['{_TOKENS}'] ~= nil end)()")
+            f"return rec['s'] ~= '{PortalState.UNINSTALLED.value}' and rec['s'] ~= '{PortalState.NEEDS_REAUTH.value}' "
+            f"and rec['{_TOKENS}'] ~= nil end)()")
 
 
 class InstallationStore(Protocol):
     """What the app needs from storage; every method is atomic for one portal."""
 
     def get(self, member_id: str) -> Installation | None: ...
+
+    def record_key(self, member_id: str) -> str | None:
+        """The Redis key whose value `decode` turns into the record, so that a script of another store can
+        read it in its own round-trip (bitrix/limiter.py `read_along`); None for a backend without one."""
+
+    def decode(self, member_id: str, raw: bytes | str | None) -> Installation | None:
+        """The record from the value read at `record_key` (None: there is none)."""
 
     def find_by_domain(self, domain: str) -> Installation | None: ...
 
@@ -155,6 +164,12 @@ class MemoryInstallationStore:
     def get(self, member_id: str) -> Installation | None:
         with self._lock:
             return self._records.get(member_id)
+
+    def record_key(self, member_id: str) -> str | None:
+        return None
+
+    def decode(self, member_id: str, raw: bytes | str | None) -> Installation | None:
+        raise NotImplementedError("the memory store has no record key: read records with get()")
 
     def find_by_domain(self, domain: str) -> Installation | None:
         with self._lock:
@@ -271,6 +286,12 @@ class RedisInstallationStore:
             if "WRONGTYPE" not in str(exc):
                 raise
             return self._migrate(member_id)
+        return self.decode(member_id, raw)
+
+    def record_key(self, member_id: str) -> str | None:
+        return keys.portal(member_id)
+
+    def decode(self, member_id: str, raw: bytes | str | None) -> Installation | None:
         return None if raw is None else self._decode(member_id, json.loads(raw))
 
     def find_by_domain(self, domain: str) -> Installation | None:

@@ -112,7 +112,7 @@ def test_uninstalled_portal_gets_a_page_not_a_500(b24) -> None:
     assert response.status_code == 401
     assert response.headers["Content-Type"].startswith("text/html")
     with pytest.raises(PortalUnavailable):
-        b24.services.portal_services.clients.portal(portal.member_id)
+        b24.services.portal_services.clients.portal(portal.member_id).call("profile")
 
 
 def test_owner_hand_over_after_the_owner_is_fired(b24) -> None:

@@ -8,6 +8,7 @@ refresh cannot fix.
 from __future__ import annotations
 
 import contextlib
+import json
 import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -30,6 +31,7 @@ from b24app.bitrix.errors import (
 from b24app.bitrix.limiter import OperatingBudget, RateLimiter, RateLimitTimeout
 from b24app.errors import PortalUninstalled
 from b24app.storage import keys
+from b24app.storage.crypto import TokenCipher
 from b24app.web.errors import status_of
 from tests.integration.helpers import oauth_counters, portal_requests
 from tests.integration.test_tokens import _environ
@@ -187,14 +189,7 @@ def test_a_flood_past_its_share_is_refused_before_the_portal_is_read(b24, monkey
     clients = b24.services.portal_services.clients
     member = portal.member_id
     clients.limiter.saturate(member)
-    sent: list[object] = []
-    redis_client = b24.services.redis
-    real = redis_client.execute_command
-
-    def counted(*args: object, **options: object) -> object:
-        sent.append(args[0])
-        return real(*args, **options)
-    monkeypatch.setattr(redis_client, "execute_command", counted)
+    sent = _counting(b24.services.redis, monkeypatch)
     with contextlib.ExitStack() as held:
         for _ in range(clients.bulkhead.share):
             held.enter_context(clients.bulkhead.wait_slot(member, "rate"))
@@ -207,7 +202,7 @@ def test_a_flood_past_its_share_is_refused_before_the_portal_is_read(b24, monkey
         assert clients.for_user(member, "user-token").member_id == member, \
             "a robot run's client is still made: its call is refused and retried by its job, not dropped"
     sent.clear()
-    assert clients.portal(member).member_id == member, "within the share the portal is read and usable"
+    assert clients.portal(member).call("profile").result["ID"] in (1, "1"), "within the share: read and usable"
     assert sent
 
     b24.sandbox.uninstall(portal, clean=True)
@@ -219,7 +214,74 @@ def test_a_flood_past_its_share_is_refused_before_the_portal_is_read(b24, monkey
             clients.portal(member)
         time.sleep(refused.value.extra["retry_after"])
         with pytest.raises(PortalUninstalled):
-            clients.portal(member)
+            clients.portal(member).call("profile")
+
+
+def _counting(redis_client, monkeypatch) -> list[tuple[str, ...]]:
+    """Every command the app's Redis client sends from now on: its name and, for scripts, its keys."""
+    sent: list[tuple[str, ...]] = []
+    real = redis_client.execute_command
+
+    def counted(*args: object, **options: object) -> object:
+        if args[0] == "EVALSHA":
+            sent.append(("EVALSHA", *(str(key) for key in args[3:3 + int(args[2])])))
+        else:
+            sent.append((str(args[0]), *(str(arg) for arg in args[1:2])))
+        return real(*args, **options)
+    monkeypatch.setattr(redis_client, "execute_command", counted)
+    return sent
+
+
+def test_a_call_reads_the_portal_in_the_round_trip_that_admits_it(b24, monkeypatch) -> None:
+    """The portal's record is read in the script that admits the call, not in a round-trip of its own, and
+    only when the call is made: a chain another process renewed meanwhile is the one used."""
+    portal = b24.installed_portal(rate=None)
+    b24.services.portal_services.binder.wait()
+    clients = b24.services.portal_services.clients
+    member = portal.member_id
+    sent = _counting(b24.services.redis, monkeypatch)
+    client = clients.portal(member)
+    assert sent == [], "making the client reads nothing"
+    assert client.call("profile").result["ID"] in (1, "1")
+    assert sent == [("EVALSHA", keys.rate(member), keys.operating(member), keys.portal(member))], sent
+
+    client = clients.portal(member)
+    stale = clients.store.get(member).access_token
+    b24.sandbox.revoke_tokens(portal)
+    clients.tokens.refresh(member, stale)  # as another process would, between the client's making and its call
+    refreshes, calls = oauth_counters(b24.sandbox)["refresh_ok"], portal_requests(b24.sandbox, member)["profile"]
+    assert client.call("profile").result["ID"] in (1, "1")
+    assert portal_requests(b24.sandbox, member)["profile"] == calls + 1, "no call with the revoked token"
+    assert oauth_counters(b24.sandbox)["refresh_ok"] == refreshes
+
+
+def test_an_uninstall_between_a_clients_making_and_its_call_sends_nothing(b24) -> None:
+    portal = b24.installed_portal(rate=None)
+    b24.services.portal_services.binder.wait()
+    client = b24.services.portal_services.clients.portal(portal.member_id)
+    calls = portal_requests(b24.sandbox, portal.member_id).get("profile", 0)
+    b24.sandbox.uninstall(portal, clean=True)
+    with pytest.raises(PortalUninstalled):
+        client.call("profile")
+    assert portal_requests(b24.sandbox, portal.member_id).get("profile", 0) == calls
+
+
+def test_a_record_of_the_earlier_layout_is_read_its_own_way_before_the_call(b24) -> None:
+    """A record still in the hash layout of an earlier version cannot be read along with the admission: the
+    store reads it (and stores it anew), and the call goes through."""
+    portal = b24.installed_portal(rate=None)
+    b24.services.portal_services.binder.wait()
+    clients = b24.services.portal_services.clients
+    member, redis_client = portal.member_id, b24.services.redis
+    record = clients.store.get(member)
+    cipher = TokenCipher(b24.config.token_keys)
+    redis_client.delete(keys.portal(member))
+    redis_client.hset(keys.portal(member), mapping={
+        "domain": record.domain, "client_endpoint": record.client_endpoint, "state": "active",
+        "expires_at": repr(record.expires_at), "owner_user_id": str(record.owner_user_id),
+        "tokens": cipher.encrypt(json.dumps({"a": record.access_token, "r": record.refresh_token}))})
+    assert clients.portal(member).call("profile").result["ID"] in (1, "1")
+    assert redis_client.type(keys.portal(member)) == b"string"
 
 
 def _operating_client(b24, portal, sleeps: list[float], limit: float) -> PortalClient:
