@@ -6,9 +6,11 @@ says whether it happened, so a retry never creates a duplicate or reports a fals
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..bitrix.client import PortalClient
@@ -100,14 +102,25 @@ class Badges:
         return validate_badge(payload, prefix=self.prefix)
 
     def create(self, portal: PortalClient, badge: BadgeInput) -> dict[str, Any]:
-        try:
+        with self._writing(portal):
             return self._add(portal, badge)
+
+    @contextlib.contextmanager
+    def _writing(self, portal: PortalClient) -> Iterator[None]:
+        """Around a use case's writes, each of which marks the list stale as it is admitted (`_stale`): the
+        list is bumped afterwards only when that is not enough (storage/badge_cache.py)."""
+        started = time.monotonic()
+        try:
+            yield
         finally:
-            self.invalidate(portal.member_id)
+            self._cache.written(portal.member_id, time.monotonic() - started, marked=portal.marks_writes)
+
+    def _stale(self, portal: PortalClient) -> str:
+        return self._cache.key(portal.member_id)
 
     def _add(self, portal: PortalClient, badge: BadgeInput, *, resolved: bool = False) -> dict[str, Any]:
         try:
-            result = portal.call("crm.activity.badge.add", badge.to_params()).result
+            result = portal.call("crm.activity.badge.add", badge.to_params(), marks_stale=self._stale(portal)).result
         except Conflict as exc:
             raise BadgeExists(f"A badge with the code {badge.code} already exists on this portal.") from exc
         except InvalidArgument as exc:
@@ -129,7 +142,7 @@ class Badges:
         """Give an existing badge new texts or type. Bitrix24 has no badge update (docs/bitrix24-protocol.md
         §5), so this deletes and adds again: refused while deals show the badge (the delete's
         ENTITY_WITH_BADGE_EXISTS, nothing changed), and a failed add puts the old badge back."""
-        try:
+        with self._writing(portal):
             old = self.get(portal, badge.code)
             if _same(old, badge):
                 return old
@@ -139,13 +152,11 @@ class Badges:
             except AppError:
                 self._restore(portal, old)
                 raise
-        finally:
-            self.invalidate(portal.member_id)
 
     def _restore(self, portal: PortalClient, old: dict[str, Any]) -> None:
         params = {key: old.get(key) for key in ("code", "title", "value", "type")}
         try:
-            portal.call("crm.activity.badge.add", params)
+            portal.call("crm.activity.badge.add", params, marks_stale=self._stale(portal))
         except AppError:
             log.error("badge.replace lost the badge: the new one and the old one were both refused",
                       extra={"code": params["code"]})
@@ -153,22 +164,18 @@ class Badges:
         log.info("badge.replace put the old badge back", extra={"code": params["code"]})
 
     def delete(self, portal: PortalClient, code: str) -> None:
-        try:
-            portal.call("crm.activity.badge.delete", {"code": code})
-        except UNKNOWN_OUTCOME:
-            if self._find(portal, code) is not None:
-                raise
-            log.info("badge.delete outcome resolved: it was deleted", extra={"code": code})
-        except NotFound:
-            raise BadgeNotFound(f"There is no badge with the code {code}.") from None
-        except Conflict as exc:
-            raise BadgeInUse("Deals still show this badge. Clear it from those deals (or complete their "
-                             "activities) before deleting it.") from exc
-        finally:
-            self.invalidate(portal.member_id)
-
-    def invalidate(self, member_id: str) -> None:
-        self._cache.invalidate(member_id)
+        with self._writing(portal):
+            try:
+                portal.call("crm.activity.badge.delete", {"code": code}, marks_stale=self._stale(portal))
+            except UNKNOWN_OUTCOME:
+                if self._find(portal, code) is not None:
+                    raise
+                log.info("badge.delete outcome resolved: it was deleted", extra={"code": code})
+            except NotFound:
+                raise BadgeNotFound(f"There is no badge with the code {code}.") from None
+            except Conflict as exc:
+                raise BadgeInUse("Deals still show this badge. Clear it from those deals (or complete their "
+                                 "activities) before deleting it.") from exc
 
     def import_many(self, portal: PortalClient, items: object) -> list[dict[str, Any]]:
         """Create up to 500 badges through `batch` (50 per request); one result per item, in order."""
@@ -194,18 +201,16 @@ class Badges:
                 continue
             seen.add(badge.code)
             pending[f"b{index}"] = (index, badge)
-        try:
-            if pending:
+        if pending:
+            with self._writing(portal):
                 self._import_batch(portal, pending, results)
-        finally:
-            self.invalidate(portal.member_id)
         return [r for r in results if r is not None]
 
     def _import_batch(self, portal: PortalClient, pending: dict[str, tuple[int, BadgeInput]],
                       results: list[dict[str, Any] | None], *, resolved: bool = False) -> None:
         commands = {key: ("crm.activity.badge.add", badge.to_params()) for key, (_i, badge) in pending.items()}
         try:
-            answer = portal.batch(commands)
+            answer = portal.batch(commands, marks_stale=self._stale(portal))
         except UNKNOWN_OUTCOME:
             if resolved:
                 raise

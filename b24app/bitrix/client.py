@@ -118,12 +118,19 @@ class PortalClient:
         # observer(method, outcome, seconds) after each logical call (metrics): `ok`, a known error code or OTHER.
         self._observe = observer or (lambda _method, _outcome, _seconds: None)
 
+    @property
+    def marks_writes(self) -> bool:
+        """Whether a call's `marks_stale` cache is marked as the call is admitted (there is a limiter to do it)."""
+        return self._limiter is not None
+
     def call(self, method: str, params: Mapping[str, Any] | None = None, *,
-             idempotent: bool | None = None) -> RestResult:
-        """Call `method`; raises a `B24Error` subclass (see rest_errors) or `PortalUnavailable`."""
+             idempotent: bool | None = None, marks_stale: str | None = None) -> RestResult:
+        """Call `method`; raises a `B24Error` subclass (see rest_errors) or `PortalUnavailable`. `marks_stale`:
+        a cache of the portal's that the call changes, marked stale in the round-trip that admits it."""
         started = time.perf_counter()
         try:
-            body = self._request(method, dict(params or {}), is_read(method) if idempotent is None else idempotent)
+            body = self._request(method, dict(params or {}), is_read(method) if idempotent is None else idempotent,
+                                 marks_stale)
         except AppError as exc:
             self._observe(method, outcome_label(exc.code), time.perf_counter() - started)
             raise
@@ -132,7 +139,7 @@ class PortalClient:
                           total=body.get("total"))
 
     def batch(self, commands: Mapping[str, tuple[str, Mapping[str, Any]]] | Sequence[tuple[str, Mapping[str, Any]]],
-              *, halt: bool = False) -> BatchResult:
+              *, halt: bool = False, marks_stale: str | None = None) -> BatchResult:
         """Run commands through `batch`, 50 per request; `$result[key]` references work within a chunk."""
         items = list(commands.items()) if isinstance(commands, Mapping) else \
             [(str(i), command) for i, command in enumerate(commands)]
@@ -145,7 +152,8 @@ class PortalClient:
             cmd = {key: f"{method}?{build_query(params)}" if params else method for key, (method, params) in chunk}
             methods = {key: method for key, (method, _params) in chunk}
             read = all(is_read(method) for method in methods.values())
-            answer = self.call("batch", {"halt": 1 if halt else 0, "cmd": cmd}, idempotent=read).result or {}
+            answer = self.call("batch", {"halt": 1 if halt else 0, "cmd": cmd}, idempotent=read,
+                               marks_stale=marks_stale).result or {}
             result.update(_as_dict(answer.get("result")))
             total.update(_as_dict(answer.get("result_total")))
             next_.update(_as_dict(answer.get("result_next")))
@@ -177,14 +185,14 @@ class PortalClient:
             return record
         return self._tokens.usable(self.member_id)
 
-    def _request(self, method: str, params: dict[str, Any], read: bool) -> dict[str, Any]:
+    def _request(self, method: str, params: dict[str, Any], read: bool, marks_stale: str | None) -> dict[str, Any]:
         record = None if self._prefetched is None and self._record_key is not None else self._usable_record()
         refreshed = moved = False
         retries = 0
         waited = 0.0
         while True:
             admission = self._wait_for_capacity(method, self._retry.max_wait - waited,
-                                                self._record_key if record is None else None)
+                                                self._record_key if record is None else None, marks_stale)
             waited += admission.waited
             if record is None:  # unread: a record of an earlier layout, which the store reads its own way
                 found = self._store.decode(self.member_id, admission.record) if admission.record_read else UNREAD
@@ -245,13 +253,15 @@ class PortalClient:
             return nullcontext(True)
         return self._bulkhead.wait_slot(self.member_id, reason)
 
-    def _wait_for_capacity(self, method: str, budget_left: float, record_key: str | None) -> Admission:
+    def _wait_for_capacity(self, method: str, budget_left: float, record_key: str | None,
+                           marks_stale: str | None) -> Admission:
         """Sleep out the method's operating-time pause (at most once), then take a rate-limit slot; only
         within the portal's share of waiting threads, else at once or not at all."""
         with self._wait_slot("rate") as may_wait:
-            return self._admit(method, budget_left if may_wait else 0.0, record_key)
+            return self._admit(method, budget_left if may_wait else 0.0, record_key, marks_stale)
 
-    def _admit(self, method: str, budget_left: float, record_key: str | None) -> Admission:
+    def _admit(self, method: str, budget_left: float, record_key: str | None,
+               marks_stale: str | None) -> Admission:
         budget = self._budget
         paused = 0.0
         tracked = False
@@ -259,7 +269,8 @@ class PortalClient:
             try:
                 if self._limiter is not None:
                     admission = self._limiter.admit(self.member_id, max_wait=max(0.0, budget_left - paused),
-                                                    budget=budget, method=method, record_key=record_key)
+                                                    budget=budget, method=method, record_key=record_key,
+                                                    marks_stale=marks_stale)
                 elif budget is not None:
                     admission = budget.check(self.member_id, method)
                 else:

@@ -18,6 +18,7 @@ import redis
 from ..errors import RateLimitTimeout
 from ..observability import metrics
 from ..storage import keys
+from ..storage.badge_cache import lua_write_begins
 from ..storage.installations import lua_usable
 
 __all__ = ["Admission", "OperatingBudget", "RateLimitTimeout", "RateLimiter"]
@@ -32,9 +33,10 @@ __all__ = ["Admission", "OperatingBudget", "RateLimitTimeout", "RateLimiter"]
 #    again; the level at `now` is (TAT - now) / interval. A request of `cost` fits if the level after
 #    adding it stays <= capacity; otherwise the caller gets the first future instant when it will fit,
 #    and that slot is reserved at once (TAT advances), so concurrent waiters get distinct, ordered slots.
-# 0. With ARGV[10] = '1', the last key is the portal's record (`RateLimiter.admit` record_key), read in the
+# 0. With ARGV[10] = i > 0, KEYS[i] is the portal's record (`RateLimiter.admit` record_key), read in the
 #    same round-trip and checked first: a portal that cannot be called (storage/installations.py
-#    `lua_usable`) gets no slot.
+#    `lua_usable`) gets no slot. With ARGV[11] = j > 0, a reserved slot marks the cache at KEYS[j] stale
+#    (`marks_stale`, storage/badge_cache.py `lua_write_begins`).
 # Returns {outcome, µs, tracked, record, unreadable}: outcome 0 = paused for µs (or, checking only the
 # budget, free when µs = 0), 1 = slot reserved µs from now, 2 = no slot within max_wait, 3 = the portal
 # cannot be called; tracked = 1 when a report of `used` >= ARGV[5] is stored (so a lower one must replace
@@ -42,8 +44,9 @@ __all__ = ["Admission", "OperatingBudget", "RateLimitTimeout", "RateLimiter"]
 # of an earlier layout: unchecked, for the caller to read its own way).
 _ADMIT_LUA = """
 local record, unreadable = false, 0
-if ARGV[10] == '1' then
-  record = redis.pcall('GET', KEYS[#KEYS])
+local ri, si = tonumber(ARGV[10] or '0'), tonumber(ARGV[11] or '0')
+if ri > 0 then
+  record = redis.pcall('GET', KEYS[ri])
   if type(record) == 'table' then record, unreadable = false, 1
   elseif not USABLE then return {3, 0, 0, record, 0} end
 end
@@ -81,8 +84,9 @@ if delay < 0 then delay = 0 end
 if delay > max_wait then return {2, math.ceil(delay), tracked, record, unreadable} end
 new_tat = math.ceil(new_tat)
 redis.call('SET', rate_key, string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now_us) / 1000) + 1000)
+if si > 0 then MARK end
 return {1, math.ceil(delay), tracked, record, unreadable}
-""".replace("USABLE", lua_usable("KEYS[#KEYS]"))
+""".replace("USABLE", lua_usable("KEYS[ri]")).replace("MARK", lua_write_begins("KEYS[si]", "now_us / 1000"))
 _NO_BUDGET_ARGS = ["", "0", "1", "0"]
 
 
@@ -218,13 +222,15 @@ class RateLimiter:
         budget: OperatingBudget | None = None,
         method: str = "",
         record_key: str | None = None,
+        marks_stale: str | None = None,
     ) -> Admission:
         """`acquire`, checking first, in the same round-trip, `method`'s operating-time budget.
 
         A paused method comes back as `Admission(paused=...)` with no slot reserved. With `record_key` (the
         portal's record, storage/installations.py) the record comes back in the same round-trip, and a
         portal that cannot be called gets `Admission(callable=False)` and no slot: a caller that needs the
-        record for its call reads it here rather than in a round-trip of its own before.
+        record for its call reads it here rather than in a round-trip of its own before. `marks_stale`: a
+        cache of the portal's (same hash slot) that a reserved slot marks stale, for a write.
 
         A refusal tells when the next slot is; a bucket's schedule only moves later (reservations and
         `saturate` push it, nothing pulls it back), so until then this process refuses callers who cannot
@@ -245,12 +251,12 @@ class RateLimiter:
             budget_args = budget.script_args(method)
         else:
             mode, script_keys, budget_args = "rate", [keys.rate(member_id)], _NO_BUDGET_ARGS
-        if record_key is not None:
-            script_keys = [*script_keys, record_key]
+        extra = [key for key in (record_key, marks_stale) if key is not None]
         outcome, micros, tracked, record, unreadable = self._script(
-            keys=script_keys,
+            keys=[*script_keys, *extra],
             args=[mode, *budget_args, repr(1_000_000.0 / rps), capacity, cost, int(limit * 1_000_000),
-                  "0" if record_key is None else "1"],
+                  len(script_keys) + 1 if record_key is not None else 0,
+                  len(script_keys) + len(extra) if marks_stale is not None else 0],
         )
         seconds = int(micros) / 1_000_000
         read = record_key is not None and not int(unreadable)

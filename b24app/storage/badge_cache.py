@@ -1,11 +1,16 @@
 """The per-portal cache of the badge list, so UI reads do not burn the portal's rate budget.
 
 `b24:cache:{MEMBER}:badges` (storage/keys.py) is a hash: `data`, the list as the JSON bytes the API
-sends, and `gen`, a generation that every write bumps. A listing fetched from the portal is stored only
-if no write happened since it was requested (the generation is unchanged), so a slow read never puts
-back a list that a write made stale. A hit is served only while the portal's record is active with
-tokens: an uninstalled or dead portal never answers from the cache. Both keys share the portal's hash
-tag, so the check and the read are one script on one slot.
+sends, `gen`, a generation that every write bumps, and `w`, when (Redis time, ms) the latest write was
+admitted. A listing fetched from the portal is stored only if no write happened since it was requested
+(the generation is unchanged), so a slow read never puts back a list that a write made stale. A hit is
+served only while the portal's record is active with tokens: an uninstalled or dead portal never answers
+from the cache. Both keys share the portal's hash tag, so the check and the read are one script on one slot.
+
+A write marks the list stale in the round-trip that admits it to the portal (`lua_write_begins`, run by
+bitrix/limiter.py), before it lands, and no listing requested within QUIET of that mark is stored: the
+write may not have landed when it was read. So a write that came back within QUIET of its admission needs
+no round-trip of its own afterwards (`written`); a slower one bumps the generation once it is done.
 """
 from __future__ import annotations
 
@@ -16,11 +21,17 @@ from .connection import text
 from .installations import lua_usable
 
 DEFAULT_TTL = 30
+QUIET = 1.0
 
 _READ = f"""
 local data = redis.call('HGET', KEYS[1], 'data')
 local gen = redis.call('HGET', KEYS[1], 'gen') or '0'
 if not {lua_usable("KEYS[2]")} then data = false end
+if not data then
+  local t = redis.call('TIME')
+  local now_ms = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+  if now_ms - tonumber(redis.call('HGET', KEYS[1], 'w') or '0') < {int(QUIET * 1000)} then gen = '' end
+end
 return {{data or false, gen}}
 """
 _FILL = """
@@ -37,6 +48,13 @@ return 1
 """
 
 
+def lua_write_begins(key: str, now_ms: str) -> str:
+    """Lua statements that mark the list at `key` stale as a write is admitted at `now_ms` (Redis time)."""
+    return (f"redis.call('HDEL', {key}, 'data'); redis.call('HINCRBY', {key}, 'gen', 1); "
+            f"redis.call('HSET', {key}, 'w', string.format('%.0f', {now_ms})); "
+            f"redis.call('EXPIRE', {key}, {DEFAULT_TTL})")
+
+
 class BadgeListCache:
     def __init__(self, client: redis.Redis, *, ttl: int = DEFAULT_TTL) -> None:
         self.ttl = ttl
@@ -44,14 +62,27 @@ class BadgeListCache:
         self._fill = client.register_script(_FILL)
         self._bump = client.register_script(_BUMP)
 
+    @staticmethod
+    def key(member_id: str) -> str:
+        """Where the list is kept: what a write names to be marked stale as it is admitted."""
+        return keys.badge_cache(member_id)
+
     def read(self, member_id: str) -> tuple[bytes | None, str]:
         """The cached list (None on a miss or for a portal that cannot be served) and the generation
-        to hand back to `fill`. One round-trip."""
+        to hand back to `fill` (empty, so that nothing is stored, within QUIET of a write). One round-trip."""
         data, generation = self._read(keys=[keys.badge_cache(member_id), keys.portal(member_id)])
         return (data or None), text(generation)
 
     def fill(self, member_id: str, generation: str, data: bytes) -> bool:
+        if not generation:
+            return False
         return bool(self._fill(keys=[keys.badge_cache(member_id)], args=[generation, data, self.ttl]))
 
     def invalidate(self, member_id: str) -> None:
         self._bump(keys=[keys.badge_cache(member_id)], args=[self.ttl])
+
+    def written(self, member_id: str, seconds: float, *, marked: bool) -> None:
+        """Writes that began `seconds` ago are done: unless each was `marked` at its admission and they all
+        came back within QUIET of it (then no listing read before they landed can be stored), bump."""
+        if not marked or seconds >= QUIET * 0.9:
+            self.invalidate(member_id)

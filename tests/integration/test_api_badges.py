@@ -1,8 +1,12 @@
 """The badge API against the sandbox over real HTTP."""
 from __future__ import annotations
 
+import time
+
 import pytest
 
+from b24app.storage import keys
+from b24app.storage.badge_cache import QUIET, BadgeListCache
 from tests.integration.api import Api, session_for
 from tests.integration.helpers import portal_requests
 
@@ -125,13 +129,18 @@ def test_a_session_of_another_deployment_is_refused(b24) -> None:
 
 
 def test_badge_list_is_served_from_the_cache_until_a_write(b24) -> None:
-    """One badge.list per write, whoever asks first: the UI, or the robot's registration (portals/binding.py)
-    whose badge select needs the list too."""
+    """One badge.list per write once the write's quiet second has passed, whoever asks first: the UI, or the
+    robot's registration (portals/binding.py) whose badge select needs the list too. Within that second a
+    list is read from the portal each time and never kept: the write may not have landed when it was read."""
     portal = b24.installed_portal()
     api = session_for(b24, portal)
-    listed = _count(b24, portal, "crm.activity.badge.list")
     api.post("/badges", json=SEED)
     b24.services.jobs.wait()
+    for _ in range(2):
+        within = api.get("/badges")
+        assert (within.headers["X-Cache"], len(within.json()["badges"])) == ("miss", 1)
+    time.sleep(QUIET)
+    listed = _count(b24, portal, "crm.activity.badge.list")
     first = api.get("/badges")
     for _ in range(5):
         again = api.get("/badges")
@@ -142,18 +151,50 @@ def test_badge_list_is_served_from_the_cache_until_a_write(b24) -> None:
     b24.services.jobs.wait()
     after_write = api.get("/badges")
     assert len(after_write.json()["badges"]) == 2, "the write dropped the cached list"
-    assert _count(b24, portal, "crm.activity.badge.list") == listed + 2
+    assert _count(b24, portal, "crm.activity.badge.list") == listed + 2 + (after_write.headers["X-Cache"] == "miss")
+
+
+def _bumps(b24, monkeypatch) -> list[str]:
+    """The member_id of every generation bump the app's cache sends after a write from now on."""
+    bump = b24.services.badges._cache._bump.sha
+    sent: list[str] = []
+    real = b24.services.redis.execute_command
+
+    def counted(*args: object, **options: object) -> object:
+        if args[0] == "EVALSHA" and args[1] == bump:
+            sent.append(str(args[3]))
+        return real(*args, **options)
+    monkeypatch.setattr(b24.services.redis, "execute_command", counted)
+    return sent
+
+
+def test_a_write_marks_the_list_stale_as_it_is_admitted_and_a_slow_one_bumps_it_after(b24, monkeypatch) -> None:
+    """A write that comes back within the quiet second needs no round-trip after it (the list was marked
+    stale as it was admitted, and nothing read meanwhile is kept); a slower one bumps the list once done,
+    since a list read more than a second after its admission could predate it."""
+    portal = b24.installed_portal()
+    api = session_for(b24, portal)
+    bumps = _bumps(b24, monkeypatch)
+    assert api.post("/badges", json=SEED).status_code == 201
+    assert bumps == []
+    assert [b["code"] for b in api.get("/badges").json()["badges"]] == ["missedCall"]
+    b24.sandbox.faults.add(portal, "crm.activity.badge.add", "delay", seconds=QUIET)
+    assert api.post("/badges", json=MULTI).status_code == 201
+    assert bumps == [keys.badge_cache(portal.member_id)]
+    assert len(api.get("/badges").json()["badges"]) == 2
 
 
 def test_a_cached_list_is_never_served_for_a_portal_that_cannot_use_the_app(b24) -> None:
     """The cache-hit path checks the portal's record in the same Redis call: uninstalled → 410, dead → 409."""
     reauth, gone = b24.installed_portal(), b24.installed_portal()
     apis = {portal.member_id: session_for(b24, portal) for portal in (reauth, gone)}
+    for portal in (reauth, gone):
+        apis[portal.member_id].post("/badges", json=SEED)
+    b24.services.jobs.wait()
+    time.sleep(QUIET)  # past the writes' quiet second, a list read is kept
     listed = [_count(b24, portal, "crm.activity.badge.list") for portal in (reauth, gone)]
     for portal in (reauth, gone):
         api = apis[portal.member_id]
-        api.post("/badges", json=SEED)
-        b24.services.jobs.wait()
         api.get("/badges")
         assert api.get("/badges").headers["X-Cache"] == "hit"
     b24.services.store.needs_reauth(reauth.member_id, "")
@@ -296,3 +337,29 @@ def test_unknown_outcome_of_badge_delete_is_resolved(b24, mode: str) -> None:
         assert response.status_code == 503
         assert response.json()["error"] == "INTERNAL_SERVER_ERROR"
         assert "missedCall" in portal.badges
+
+
+def test_no_list_read_that_a_write_in_flight_could_predate_is_kept(b24) -> None:
+    """The orders of a list read and a write (storage/badge_cache.py): read before the write's admission and
+    offered after it → refused (the generation moved); read within the quiet second after the admission →
+    not kept; read after it → kept. Then what a finished write does to a kept list."""
+    portal = b24.installed_portal()
+    member = portal.member_id
+    cache = BadgeListCache(b24.services.redis)
+    _data, before = cache.read(member)
+    b24.services.portal_services.clients.limiter.admit(member, marks_stale=cache.key(member))  # a write goes
+    assert not cache.fill(member, before, b'["read before the write"]')
+    data, within = cache.read(member)
+    assert (data, within) == (None, "")
+    assert not cache.fill(member, within, b'["read while it may be in flight"]')
+    time.sleep(QUIET)
+    _data, after = cache.read(member)
+    assert cache.fill(member, after, b'["read after"]')
+    assert cache.read(member)[0] == b'["read after"]'
+    cache.written(member, QUIET * 0.5, marked=True)
+    assert cache.read(member)[0] == b'["read after"]', "a marked write back within the quiet second: nothing to do"
+    cache.written(member, QUIET, marked=True)
+    assert cache.read(member)[0] is None, "a slower one bumps"
+    assert cache.fill(member, cache.read(member)[1], b'["again"]')
+    cache.written(member, 0.0, marked=False)
+    assert cache.read(member)[0] is None, "an unmarked one bumps"

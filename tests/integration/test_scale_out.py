@@ -11,6 +11,7 @@ import redis
 import requests
 
 from b24app.storage import keys
+from b24app.storage.badge_cache import QUIET
 from b24app.storage.connection import connect, is_cluster
 from b24app.storage.installations import PortalState
 from tests.integration.api import session_for
@@ -30,6 +31,8 @@ def test_a_portals_whole_life(b24: Any) -> None:
     api = session_for(b24, portal)
     assert api.post("/badges", json=SEED).status_code == 201
     assert [b["code"] for b in api.get("/badges").json()["badges"]] == ["missedCall"]
+    time.sleep(QUIET)  # past the write's quiet second, a list read is kept
+    assert api.get("/badges").headers["X-Cache"] == "miss"
     assert api.get("/badges").headers["X-Cache"] == "hit"
     b24.sandbox.expire_tokens(portal)
     assert api.post("/badges", json={**SEED, "code": "callStatus"}).status_code == 201

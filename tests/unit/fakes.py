@@ -152,6 +152,15 @@ class FakeBadgeCache:
         self.data.pop(member_id, None)
         self.invalidated.append(member_id)
 
+    @staticmethod
+    def key(member_id: str) -> str:
+        return f"cache:{member_id}"
+
+    def written(self, member_id: str, seconds: float, *, marked: bool) -> None:
+        """No write marks here (the unit tests' clients have no limiter): every write bumps."""
+        assert not marked
+        self.invalidate(member_id)
+
 
 @dataclass
 class Portal:
