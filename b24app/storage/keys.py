@@ -11,7 +11,7 @@ used in single-key commands; the list of portals is a SCAN for PORTAL_PATTERN ov
 | `b24:lock:{M}` | string | the refresh single-flight lock (bitrix/tokens.py) |
 | `b24:rate:{M}` | string | the request bucket's theoretical arrival time (bitrix/limiter.py) |
 | `b24:op:{M}` | hash | operating time per method (bitrix/limiter.py) |
-| `b24:cache:{M}:badges` | hash | the cached badge list and its generation (storage/badge_cache.py) |
+| `b24:cache:{M}:badges` | hash | the cached list, its generation, when a write last began (storage/badge_cache.py) |
 | `b24:deals:{M}` | hash | deal ID → the activity that shows a badge on it, and the code (storage/deal_links.py) |
 | `b24:deal:{M}:ID:lock` | string | serialises changes of that deal's badge |
 | `b24:robot:{M}:SHA256` | string | one robot run (workflow_id + event_token): its state and outcome (robot_runs.py) |
