@@ -65,7 +65,7 @@ class Jobs:
             latest = earlier[2] if earlier is not None else now + MAX_DEFERRALS * delay
             due = min(now + delay, latest)
             self._delayed[(key, name)] = (due, job, latest)
-            if earlier is None or due < earlier[0]:  # a due time moved later: the timer learns it when it wakes
+            if earlier is None or due < earlier[0]:  # a later due time the timer finds when it wakes anyway
                 self._due.notify()
 
     def _enqueue(self, key: str, job: Callable[[], None]) -> None:

@@ -4,8 +4,9 @@
 sends, `gen`, a generation that every write bumps, and `w`, when (Redis time, ms) the latest write was
 admitted. A listing fetched from the portal is stored only if no write happened since it was requested
 (the generation is unchanged), so a slow read never puts back a list that a write made stale. A hit is
-served only while the portal's record is active with tokens: an uninstalled or dead portal never answers
-from the cache. Both keys share the portal's hash tag, so the check and the read are one script on one slot.
+served only while the portal's chain can be called with (storage/installations.py `lua_usable`): an
+uninstalled or dead portal never answers from the cache. Both keys share the portal's hash tag, so the check
+and the read are one script on one slot.
 
 A write marks the list stale in the round-trip that admits it to the portal (`lua_write_begins`, run by
 bitrix/limiter.py), before it lands, and no listing requested within QUIET of that mark is stored: the
@@ -40,19 +41,20 @@ redis.call('HSET', KEYS[1], 'data', ARGV[2], 'gen', ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 return 1
 """
-_BUMP = """
-redis.call('HDEL', KEYS[1], 'data')
-redis.call('HINCRBY', KEYS[1], 'gen', 1)
-redis.call('EXPIRE', KEYS[1], ARGV[1])
-return 1
-"""
+
+
+def _lua_drop(key: str, ttl: str) -> str:
+    """Lua statements that drop the list at `key` and bump its generation."""
+    return (f"redis.call('HDEL', {key}, 'data'); redis.call('HINCRBY', {key}, 'gen', 1); "
+            f"redis.call('EXPIRE', {key}, {ttl})")
+
+
+_BUMP = f"{_lua_drop('KEYS[1]', 'ARGV[1]')}; return 1"
 
 
 def lua_write_begins(key: str, now_ms: str) -> str:
     """Lua statements that mark the list at `key` stale as a write is admitted at `now_ms` (Redis time)."""
-    return (f"redis.call('HDEL', {key}, 'data'); redis.call('HINCRBY', {key}, 'gen', 1); "
-            f"redis.call('HSET', {key}, 'w', string.format('%.0f', {now_ms})); "
-            f"redis.call('EXPIRE', {key}, {DEFAULT_TTL})")
+    return f"{_lua_drop(key, str(DEFAULT_TTL))}; redis.call('HSET', {key}, 'w', string.format('%.0f', {now_ms}))"
 
 
 class BadgeListCache:
