@@ -174,14 +174,22 @@ def test_a_write_marks_the_list_stale_as_it_is_admitted_and_a_slow_one_bumps_it_
     since a list read more than a second after its admission could predate it."""
     portal = b24.installed_portal()
     api = session_for(b24, portal)
+    b24.services.jobs.wait()
     bumps = _bumps(b24, monkeypatch)
-    assert api.post("/badges", json=SEED).status_code == 201
-    assert bumps == []
-    assert [b["code"] for b in api.get("/badges").json()["badges"]] == ["missedCall"]
+    for attempt in range(3):  # the app's clock runs inside the request's: a fast answer was a fast write
+        bumps.clear()
+        started = time.monotonic()
+        assert api.post("/badges", json={**SEED, "code": f"fast{attempt}"}).status_code == 201
+        took = time.monotonic() - started
+        if took < QUIET / 2:
+            break
+    assert took < QUIET / 2, f"three writes of a badge took {took:.3f} s and more each: the machine is too busy"
+    assert bumps == [], "no round-trip after a write back within the quiet second"
+    assert [b["code"] for b in api.get("/badges").json()["badges"]][-1] == f"fast{attempt}"
     b24.sandbox.faults.add(portal, "crm.activity.badge.add", "delay", seconds=QUIET)
     assert api.post("/badges", json=MULTI).status_code == 201
     assert bumps == [keys.badge_cache(portal.member_id)]
-    assert len(api.get("/badges").json()["badges"]) == 2
+    assert MULTI["code"] in [b["code"] for b in api.get("/badges").json()["badges"]]
 
 
 def test_a_cached_list_is_never_served_for_a_portal_that_cannot_use_the_app(b24) -> None:
