@@ -351,7 +351,7 @@ class PortalClients:
     bulkhead: Bulkhead | None = None
 
     def portal(self, member_id: str) -> PortalClient:
-        self._shed_at_once(member_id)
+        self.shed_at_once(member_id)
         record_key = self.store.record_key(member_id) if self.limiter is not None else None
         if record_key is not None:
             return self._client(member_id, None, record_key=record_key)
@@ -359,17 +359,17 @@ class PortalClients:
 
     def for_user(self, member_id: str, access_token: str) -> PortalClient:
         """The portal called with a user's own token (see `PortalClient.as_user`), even while the stored
-        chain is dead: the user's authorization does not depend on it. Not shed early (`_shed_at_once`): a
+        chain is dead: the user's authorization does not depend on it. Not shed early (`shed_at_once`): a
         robot run makes its client in a background job, where a refusal must come from the call, which its
-        job retries, and not from here, which drops the run."""
+        job retries, and not from here, which drops the run; a request makes it after `shed_at_once`."""
         return self._client(member_id, self.tokens.installed(member_id)).as_user(access_token)
 
-    def _shed_at_once(self, member_id: str) -> None:
+    def shed_at_once(self, member_id: str) -> None:
         """A caller past its portal's share of waiting threads, while this process knows that the portal
-        has no slot now, is refused before the portal's record is read: a flood of one portal's users costs
-        no Redis round-trip per caller (docs/DESIGN.md §10). The price: for the few seconds a process
-        remembers a full bucket (bitrix/limiter.py NO_SLOT_HORIZON), such callers of a portal uninstalled
-        (or dead) meanwhile hear 503, come back later, before they hear 410 (or 409)."""
+        has no slot now, is refused before anything is read for it (the portal's record, a user's token): a
+        flood of one portal's users costs no Redis round-trip per caller (docs/DESIGN.md §10). The price: for
+        the few seconds a process remembers a full bucket (bitrix/limiter.py NO_SLOT_HORIZON), such callers
+        of a portal uninstalled (or dead) meanwhile hear 503, come back later, before they hear 410 (or 409)."""
         if self.limiter is None or self.bulkhead is None or not self.bulkhead.full(member_id):
             return
         try:

@@ -227,6 +227,7 @@ def _as_user(session: Session) -> PortalClient:
     """The portal called with the session user's own token, so that Bitrix24's permissions decide
     (docs/DESIGN.md §4: setting a deal's badge is anyone's who may edit the deal)."""
     found = portal_services()
+    found.clients.shed_at_once(session.member_id)
     token = found.users.token(session.member_id, session.user_id)
     if token is None:
         raise UserTokenExpired("Your authorization in Bitrix24 is no longer at hand; the page renews it.")

@@ -2,6 +2,8 @@
 may do it when Bitrix24 lets them edit the deal, and the portal's stored chain is never lent to them."""
 from __future__ import annotations
 
+import contextlib
+
 from b24app.storage import keys
 from tests.integration.api import session_for
 
@@ -75,3 +77,28 @@ def test_a_write_refused_for_an_expired_user_token_is_not_replayed_after_renewal
     retried = renewed.post("/deals/4/badge", json={"code": "missedCall"}, headers=key)
     assert retried.status_code == 201 and "Idempotent-Replayed" not in retried.headers
     assert renewed.post("/deals/4/badge", json={"code": "missedCall"}, headers=key).headers["Idempotent-Replayed"]
+
+
+def test_a_flood_of_deal_writes_past_its_share_is_refused_before_anything_is_read(b24, monkeypatch) -> None:
+    """Deal badges are anyone's to set: a portal's users flooding them, past the portal's share of waiting
+    threads while its bucket is known full, are answered 503 before their token or the portal is read."""
+    portal = b24.installed_portal(rate=None)
+    api = session_for(b24, portal, user_id=2)
+    b24.services.jobs.wait()
+    clients = b24.services.portal_services.clients
+    clients.limiter.saturate(portal.member_id)
+    sent: list[object] = []
+    real = b24.services.redis.execute_command
+
+    def counted(*args: object, **options: object) -> object:
+        sent.append(args[0])
+        return real(*args, **options)
+    monkeypatch.setattr(b24.services.redis, "execute_command", counted)
+    with contextlib.ExitStack() as held:
+        for _ in range(clients.bulkhead.share):
+            held.enter_context(clients.bulkhead.wait_slot(portal.member_id, "rate"))
+        for _ in range(5):
+            refused = api.post("/deals/3/badge", json={"code": "missedCall"})
+            assert (refused.status_code, refused.json()["error"]) == (503, "QUERY_LIMIT_EXCEEDED"), refused.text
+            assert float(refused.headers["Retry-After"]) > 0
+    assert sent == [], "no refusal read anything"
