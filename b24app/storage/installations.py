@@ -114,7 +114,7 @@ class InstallationStore(Protocol):
 
     def record_key(self, member_id: str) -> str | None:
         """The Redis key whose value `decode` turns into the record, so that a script of another store can
-        read it in its own round-trip (bitrix/limiter.py `read_along`); None for a backend without one."""
+        read it in its own round-trip (bitrix/limiter.py `RateLimiter.admit`); None for a backend without one."""
 
     def decode(self, member_id: str, raw: bytes | str | None) -> Installation | None:
         """The record from the value read at `record_key` (None: there is none)."""
