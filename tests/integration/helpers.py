@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
+import pytest
 import redis
 
 from b24app.sandbox.launcher import SandboxServer
@@ -60,3 +62,19 @@ def eventually(check: Callable[[], bool], timeout: float = 10.0, interval: float
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(interval)
+
+
+def redis_commands(client: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, ...]]:
+    """Every command `client` sends from now on: its name and what it names — for a script its SHA and keys,
+    else its first argument."""
+    sent: list[tuple[str, ...]] = []
+    real = client.execute_command
+
+    def counted(*args: Any, **options: Any) -> Any:
+        if args[0] == "EVALSHA":
+            sent.append(("EVALSHA", str(args[1]), *(str(key) for key in args[3:3 + int(args[2])])))
+        else:
+            sent.append((str(args[0]), *(str(arg) for arg in args[1:2])))
+        return real(*args, **options)
+    monkeypatch.setattr(client, "execute_command", counted)
+    return sent

@@ -6,6 +6,7 @@ import contextlib
 
 from b24app.storage import keys
 from tests.integration.api import session_for
+from tests.integration.helpers import redis_commands
 
 SEED = {"code": "missedCall", "title": "Call Status", "value": "Missed", "type": "failure"}
 
@@ -87,13 +88,7 @@ def test_a_flood_of_deal_writes_past_its_share_is_refused_before_anything_is_rea
     b24.services.jobs.wait()
     clients = b24.services.portal_services.clients
     clients.limiter.saturate(portal.member_id)
-    sent: list[object] = []
-    real = b24.services.redis.execute_command
-
-    def counted(*args: object, **options: object) -> object:
-        sent.append(args[0])
-        return real(*args, **options)
-    monkeypatch.setattr(b24.services.redis, "execute_command", counted)
+    sent = redis_commands(b24.services.redis, monkeypatch)
     with contextlib.ExitStack() as held:
         for _ in range(clients.bulkhead.share):
             held.enter_context(clients.bulkhead.wait_slot(portal.member_id, "rate"))

@@ -33,7 +33,7 @@ from b24app.errors import PortalUninstalled
 from b24app.storage import keys
 from b24app.storage.crypto import TokenCipher
 from b24app.web.errors import status_of
-from tests.integration.helpers import oauth_counters, portal_requests
+from tests.integration.helpers import oauth_counters, portal_requests, redis_commands
 from tests.integration.test_tokens import _environ
 from tests.support import workers
 
@@ -189,7 +189,7 @@ def test_a_flood_past_its_share_is_refused_before_the_portal_is_read(b24, monkey
     clients = b24.services.portal_services.clients
     member = portal.member_id
     clients.limiter.saturate(member)
-    sent = _counting(b24.services.redis, monkeypatch)
+    sent = redis_commands(b24.services.redis, monkeypatch)
     with contextlib.ExitStack() as held:
         for _ in range(clients.bulkhead.share):
             held.enter_context(clients.bulkhead.wait_slot(member, "rate"))
@@ -217,21 +217,6 @@ def test_a_flood_past_its_share_is_refused_before_the_portal_is_read(b24, monkey
             clients.portal(member).call("profile")
 
 
-def _counting(redis_client, monkeypatch) -> list[tuple[str, ...]]:
-    """Every command the app's Redis client sends from now on: its name and, for scripts, its keys."""
-    sent: list[tuple[str, ...]] = []
-    real = redis_client.execute_command
-
-    def counted(*args: object, **options: object) -> object:
-        if args[0] == "EVALSHA":
-            sent.append(("EVALSHA", *(str(key) for key in args[3:3 + int(args[2])])))
-        else:
-            sent.append((str(args[0]), *(str(arg) for arg in args[1:2])))
-        return real(*args, **options)
-    monkeypatch.setattr(redis_client, "execute_command", counted)
-    return sent
-
-
 def test_a_call_reads_the_portal_in_the_round_trip_that_admits_it(b24, monkeypatch) -> None:
     """The portal's record is read in the script that admits the call, not in a round-trip of its own, and
     only when the call is made: a chain another process renewed meanwhile is the one used."""
@@ -239,11 +224,12 @@ def test_a_call_reads_the_portal_in_the_round_trip_that_admits_it(b24, monkeypat
     b24.services.portal_services.binder.wait()
     clients = b24.services.portal_services.clients
     member = portal.member_id
-    sent = _counting(b24.services.redis, monkeypatch)
+    sent = redis_commands(b24.services.redis, monkeypatch)
     client = clients.portal(member)
     assert sent == [], "making the client reads nothing"
     assert client.call("profile").result["ID"] in (1, "1")
-    assert sent == [("EVALSHA", keys.rate(member), keys.operating(member), keys.portal(member))], sent
+    assert [(name, *named[1:]) for name, *named in sent] == [
+        ("EVALSHA", keys.rate(member), keys.operating(member), keys.portal(member))], sent
 
     client = clients.portal(member)
     stale = clients.store.get(member).access_token
