@@ -42,6 +42,7 @@ from .storage.crypto import TokenCipher
 from .storage.deal_links import DealLinks
 from .storage.idempotency import IdempotencyStore
 from .storage.installations import RedisInstallationStore
+from .storage.list_copies import ListCopies
 from .storage.robot_runs import RobotRunLog
 from .storage.user_tokens import UserTokens
 
@@ -79,6 +80,7 @@ class Services:
     def shutdown(self) -> None:
         """Let queued background work (bindings, robot runs) finish before the process exits."""
         self.jobs.shutdown()
+        self.badges.close()
 
 
 def oauth_session(pool_size: int = 32) -> requests.Session:
@@ -120,7 +122,7 @@ def build_services(config: Config, client: Redis, probe: Redis | None = None, *,
     cipher = TokenCipher(config.token_keys)
     store = RedisInstallationStore(client, cipher)
     transport = PortalHTTP()
-    badges = Badges(BadgeListCache(client), prefix=config.badge_prefix)
+    badges = Badges(BadgeListCache(client, copies=ListCopies(client)), prefix=config.badge_prefix)
     bulkhead = Bulkhead()
     jobs = Jobs(outages=OUTAGES)
     deals = DealBadges(badges, DealLinks(client), bulkhead=bulkhead)

@@ -53,13 +53,17 @@ class Badges:
         self._cache = cache
         self.prefix = prefix
 
+    def close(self) -> None:
+        if self._cache.copies is not None:
+            self._cache.copies.close()
+
     # -- reads ---------------------------------------------------------------------------------
 
     def listing(self, member_id: str, portal: Callable[[], PortalClient]) -> tuple[bytes, bool]:
         """All badges of the portal as a JSON array, and whether it came from the cache.
 
-        A hit costs one Redis round-trip (which also checks that the portal is still active) and no
-        decoding; `portal` is called only on a miss, so the token record is read only when needed.
+        A hit costs no decoding, and at most one Redis round-trip (which also checks that the portal is
+        still active); `portal` is called only on a miss, so the token record is read only when needed.
         """
         data, generation = self._cache.read(member_id)
         metrics.badge_cache(hit=data is not None)

@@ -12,6 +12,9 @@ A write marks the list stale in the round-trip that admits it to the portal (`lu
 bitrix/limiter.py), before it lands, and no listing requested within QUIET of that mark is stored: the
 write may not have landed when it was read. So a write that came back within QUIET of its admission needs
 no round-trip of its own afterwards (`written`); a slower one bumps the generation once it is done.
+
+Every drop is announced (storage/keys.py CHANGES), so processes that keep their own copies of the list
+(storage/list_copies.py) drop theirs too.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ import redis
 from . import keys
 from .connection import text
 from .installations import lua_usable
+from .list_copies import ListCopies
 
 DEFAULT_TTL = 30
 QUIET = 1.0
@@ -46,7 +50,7 @@ return 1
 def _lua_drop(key: str, ttl: str) -> str:
     """Lua statements that drop the list at `key` and bump its generation."""
     return (f"redis.call('HDEL', {key}, 'data'); redis.call('HINCRBY', {key}, 'gen', 1); "
-            f"redis.call('EXPIRE', {key}, {ttl})")
+            f"redis.call('EXPIRE', {key}, {ttl}); {keys.lua_announce(key)}")
 
 
 _BUMP = f"{_lua_drop('KEYS[1]', 'ARGV[1]')}; return 1"
@@ -58,8 +62,11 @@ def lua_write_begins(key: str, now_ms: str) -> str:
 
 
 class BadgeListCache:
-    def __init__(self, client: redis.Redis, *, ttl: int = DEFAULT_TTL) -> None:
+    """`copies`: the process's own copies in front of Redis (storage/list_copies.py), if any."""
+
+    def __init__(self, client: redis.Redis, *, ttl: int = DEFAULT_TTL, copies: ListCopies | None = None) -> None:
         self.ttl = ttl
+        self.copies = copies
         self._read = client.register_script(_READ)
         self._fill = client.register_script(_FILL)
         self._bump = client.register_script(_BUMP)
@@ -71,8 +78,19 @@ class BadgeListCache:
 
     def read(self, member_id: str) -> tuple[bytes | None, str]:
         """The cached list (None on a miss or for a portal that cannot be served) and the generation
-        to hand back to `fill` (empty, so that nothing is stored, within QUIET of a write). One round-trip."""
+        to hand back to `fill` (empty, so that nothing is stored, within QUIET of a write). The process's
+        copy when it may be served, else one round-trip."""
+        copies = self.copies
+        if copies is None:
+            data, generation = self._read(keys=[keys.badge_cache(member_id), keys.portal(member_id)])
+            return (data or None), text(generation)
+        copy = copies.get(member_id)
+        if copy is not None:
+            return copy, ""
+        ticket = copies.ticket(member_id)
         data, generation = self._read(keys=[keys.badge_cache(member_id), keys.portal(member_id)])
+        if data:
+            copies.keep(member_id, data, ticket)
         return (data or None), text(generation)
 
     def fill(self, member_id: str, generation: str, data: bytes) -> bool:

@@ -242,8 +242,9 @@ local raw = redis.call('GET', KEYS[1])
 if not raw then return 0 end
 local rec = cjson.decode(raw)
 """
-_STORE = """
+_STORE = f"""
 redis.call('SET', KEYS[1], cjson.encode(rec))
+{keys.lua_announce("KEYS[1]")}
 return 1
 """
 # ARGV: old digest, tokens, new digest, then name/value pairs as JSON. The refreshed pair is a live chain.
@@ -305,6 +306,7 @@ class RedisInstallationStore:
         record = replace(installation, domain=installation.domain.lower(), state=PortalState.ACTIVE, updated_at=now,
                          installed_at=previous.installed_at if previous else (installation.installed_at or now))
         self._redis.set(keys.portal(record.member_id), self._encode(record))
+        self._announce(record.member_id)
         self._reindex(previous, record)
         return record
 
@@ -337,6 +339,7 @@ class RedisInstallationStore:
     def delete(self, member_id: str) -> None:
         record = self.get(member_id)
         self._redis.delete(keys.portal(member_id))
+        self._announce(member_id)
         if record is not None and self._points_here(record):
             self._redis.delete(keys.domain(record.domain))
 
@@ -350,6 +353,10 @@ class RedisInstallationStore:
         yield from sorted(records, key=lambda record: (record.installed_at, record.member_id))
 
     # -- internals ---------------------------------------------------------------------------
+
+    def _announce(self, member_id: str) -> None:
+        """What the scripts do as they change the record (storage/list_copies.py), for plain commands."""
+        self._redis.publish(keys.CHANGES, keys.portal(member_id))
 
     def _set(self, member_id: str, fields: dict[str, Any]) -> bool:
         return bool(self._change(keys=[keys.portal(member_id)], args=[json.dumps(fields, separators=(",", ":"))]))

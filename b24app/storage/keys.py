@@ -20,10 +20,19 @@ used in single-key commands; the list of portals is a SCAN for PORTAL_PATTERN ov
 | `b24:reauth:SHA256` | string | a one-time re-authorization link → member_id (portals/authorization.py) |
 | `b24:user:{M}:ID:token` | string | a UI user's own frame token, encrypted, while the session lives (user_tokens.py) |
 | `b24:user:{M}:ID:admin` | string | the portal's latest word: is that user an admin (user_tokens.py) |
+
+One pub/sub channel, CHANGES (`b24:changes`): each message is a key of a portal whose cached list may no
+longer be served — its record changed or a badge write began (storage/list_copies.py).
 """
 from __future__ import annotations
 
 PORTAL_PATTERN = "b24:portal:{*}"
+CHANGES = "b24:changes"
+
+
+def lua_announce(key: str) -> str:
+    """A Lua statement that announces on CHANGES that the portal owning `key` (a Lua expression) changed."""
+    return f"redis.call('PUBLISH', '{CHANGES}', {key})"
 
 
 def _tag(member_id: str) -> str:
@@ -34,9 +43,9 @@ def portal(member_id: str) -> str:
     return f"b24:portal:{_tag(member_id)}"
 
 
-def member_of(portal_key: str) -> str:
-    """`b24:portal:{M}` → M."""
-    return portal_key.removeprefix("b24:portal:{").removesuffix("}")
+def member_of(key: str) -> str:
+    """Any key of a portal (`b24:portal:{M}`, `b24:cache:{M}:badges`, …) → M, its hash tag."""
+    return key[key.index("{") + 1:key.index("}")]
 
 
 def domain(name: str) -> str:

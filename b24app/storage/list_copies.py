@@ -1,0 +1,254 @@
+"""Each process's own copies of cached badge lists, dropped as soon as Redis says a list may have changed.
+
+A cached read from Redis costs a blocking round-trip, which on a busy host costs more CPU than the rest of
+the request (docs/PERFORMANCE.md, Reads). So a process keeps what it read, and every change that could make
+a list stale — a badge write's mark, a bump, any change of the portal's record — is announced on
+`keys.CHANGES` by the script that makes it, on the portal's own server (storage/keys.py `lua_announce`).
+
+A copy is served only while the process has heard everything Redis announced up to a moment ago:
+
+* Before a copy is served, the announcements already in the subscriber's socket are applied (a `poll`, no
+  wait). Redis sends an announcement to every subscriber in the event-loop turn that makes the change, so
+  for a write answered to its caller before this read began, the announcement is already here (one host:
+  loopback delivers at once; across hosts it has the write's portal call and the caller's next request as
+  a head start).
+* Redis answers a `PING` after everything it sent before, so the latest `PONG` proves the subscriber
+  caught up to when it was sent. A copy is served only while that `PONG` is younger than FRESH: a frozen
+  or cut-off Redis stops every copy within FRESH, and reads go to Redis and answer 503 from there
+  (docs/DESIGN.md §9). A (re)connection starts a new epoch: nothing is served until a `PONG` of that
+  epoch arrives, and nothing read before it is kept.
+* A copy is taken only from a read that no announcement for its portal overtook (`ticket`, `keep`).
+
+A background thread pings every PING_EVERY and applies what arrived; it exits (closing the subscription)
+after IDLE without a read, so an idle process holds no connection and receives nothing.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+import redis
+
+from . import keys
+from .connection import OUTAGES, text
+
+log = logging.getLogger(__name__)
+
+PING_EVERY = 0.1
+FRESH = 0.5
+COPY_TTL = 5.0
+IDLE = 10.0
+RETRY_AFTER = 1.0
+MAX_COPIES = 10_000
+MAX_BYTES = 32 * 1024 * 1024
+_SLOTS = 1024
+
+
+class Hearing(Enum):
+    """Whether this process hears the announcements: only HEARING serves and keeps copies."""
+
+    DEAF = "deaf"  # no subscription (not started, idle, lost)
+    JOINING = "joining"  # subscribed; no PONG of this epoch yet
+    HEARING = "hearing"
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """What a read saw before it went to Redis: a copy is kept only if nothing overtook it."""
+
+    epoch: int
+    drops: int
+
+
+@dataclass
+class _Copy:
+    data: bytes
+    until: float
+
+
+class ListCopies:
+    def __init__(self, client: redis.Redis, *, fresh: float = FRESH, ping_every: float = PING_EVERY,
+                 ttl: float = COPY_TTL, idle: float = IDLE, max_copies: int = MAX_COPIES,
+                 max_bytes: int = MAX_BYTES) -> None:
+        self._client = client
+        self.fresh, self.ping_every, self.ttl, self.idle = fresh, ping_every, ttl, idle
+        self._max_copies, self._max_bytes = max_copies, max_bytes
+        self._lock = threading.Lock()
+        self._starting = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pubsub: Any = None
+        self._copies: dict[str, _Copy] = {}
+        self._bytes = 0
+        self._drops = [0] * _SLOTS
+        self._epoch = 0
+        self._hearing = Hearing.DEAF
+        self._warned = False
+        self._pong = 0.0
+        self._used = time.monotonic()
+
+    # -- the read path ----------------------------------------------------------------------------
+
+    def get(self, member_id: str) -> bytes | None:
+        """The process's copy of the list, if it may be served now; starts listening when it is not."""
+        now = self._touch()
+        if self._hearing is not Hearing.HEARING:
+            return None
+        with self._lock:
+            self._apply()
+            copy = self._copies.get(member_id)
+            if copy is None or not self._serving(now) or copy.until < now:
+                return None
+            return copy.data
+
+    def ticket(self, member_id: str) -> Ticket:
+        """Taken before a read goes to Redis. Only a read sent while hearing can be kept: before the first
+        PONG of an epoch, the subscription may not be in force yet at the server."""
+        epoch = self._epoch if self._hearing is Hearing.HEARING else -1
+        return Ticket(epoch, self._drops[_slot(member_id)])
+
+    def keep(self, member_id: str, data: bytes, ticket: Ticket) -> bool:
+        """Keep what a read taken with `ticket` found in Redis, unless an announcement for the portal (or
+        a new epoch) came since."""
+        with self._lock:
+            self._apply()
+            if self._hearing is not Hearing.HEARING or ticket != self.ticket(member_id) or \
+                    len(data) > self._max_bytes // 16:
+                return False
+            self._drop(member_id)
+            self._copies[member_id] = _Copy(data, time.monotonic() + self.ttl)
+            self._bytes += len(data)
+            while len(self._copies) > self._max_copies or self._bytes > self._max_bytes:
+                self._drop(next(iter(self._copies)))
+            return True
+
+    @property
+    def hearing(self) -> Hearing:
+        return self._hearing
+
+    def close(self) -> None:
+        """Stop listening (process shutdown); copies are no longer served."""
+        self._stop.set()
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout=5)
+        with self._lock:
+            self._deafen()
+
+    # -- announcements ----------------------------------------------------------------------------
+
+    def _apply(self) -> None:
+        """Apply every message already received (no wait). Caller holds the lock."""
+        if self._pubsub is None:
+            return
+        try:
+            while (message := self._pubsub.get_message(ignore_subscribe_messages=True, timeout=0.0)) is not None:
+                if message["type"] == "message":
+                    self._changed(keys.member_of(text(message["data"])))
+                elif message["type"] == "pong" and text(message["data"]) == str(self._epoch):
+                    self._pong = time.monotonic()
+                    self._hearing, self._warned = Hearing.HEARING, False
+        except OUTAGES as exc:
+            self._lost(exc)
+
+    def _changed(self, member_id: str) -> None:
+        self._drops[_slot(member_id)] += 1
+        self._drop(member_id)
+
+    def _drop(self, member_id: str) -> None:
+        copy = self._copies.pop(member_id, None)
+        if copy is not None:
+            self._bytes -= len(copy.data)
+
+    def _serving(self, now: float) -> bool:
+        return self._hearing is Hearing.HEARING and now - self._pong < self.fresh
+
+    def _new_epoch(self) -> None:
+        """Whatever happened before is unknown: forget every copy and refuse reads taken before."""
+        self._epoch += 1
+        self._copies.clear()
+        self._bytes = 0
+
+    def _deafen(self) -> None:
+        self._new_epoch()
+        self._hearing = Hearing.DEAF
+        pubsub, self._pubsub = self._pubsub, None
+        if pubsub is not None:
+            try:
+                if pubsub.connection is not None:
+                    pubsub.connection.deregister_connect_callback(self._reconnected)
+                pubsub.close()
+            except OUTAGES:
+                pass
+
+    def _reconnected(self, _connection: Any) -> None:
+        """redis-py re-subscribes a broken subscription by itself: what was sent meanwhile is lost."""
+        self._new_epoch()
+        self._hearing = Hearing.JOINING
+
+    # -- the listener -------------------------------------------------------------------------------
+
+    def _touch(self) -> float:
+        now = time.monotonic()
+        self._used = now
+        thread = self._thread
+        if (thread is None or not thread.is_alive()) and not self._stop.is_set():
+            with self._starting:
+                if self._thread is None or not self._thread.is_alive():
+                    self._thread = threading.Thread(target=self._listen, name="b24-list-copies", daemon=True)
+                    self._thread.start()
+        return now
+
+    def _listen(self) -> None:
+        while not self._stop.is_set():
+            if time.monotonic() - self._used > self.idle:
+                with self._lock:
+                    self._deafen()
+                return
+            if self._pubsub is None and not self._subscribe():
+                self._stop.wait(RETRY_AFTER)
+                continue
+            with self._lock:
+                self._apply()
+                self._ping()
+            self._stop.wait(self.ping_every)
+
+    def _subscribe(self) -> bool:
+        """Open the subscription outside the lock (a connect may take its timeout), then start an epoch."""
+        pubsub = self._client.pubsub()  # type: ignore[no-untyped-call]
+        try:
+            pubsub.subscribe(keys.CHANGES)
+            pubsub.connection.register_connect_callback(self._reconnected)
+        except OUTAGES:
+            pubsub.close()
+            return False
+        with self._lock:
+            self._new_epoch()
+            self._pubsub, self._hearing = pubsub, Hearing.JOINING
+        return True
+
+    def _ping(self) -> None:
+        """Caller holds the lock. The PONG names the epoch, so one from before a reconnection counts for
+        nothing."""
+        if self._pubsub is None:
+            return
+        try:
+            self._pubsub.ping(str(self._epoch))
+        except OUTAGES as exc:
+            self._lost(exc)
+
+    def _lost(self, exc: Exception) -> None:
+        """Caller holds the lock. Logged once until heard again, not once per retry."""
+        if not self._warned:
+            self._warned = True
+            log.warning("badge list announcements lost (%s); lists are read from Redis until heard again",
+                        type(exc).__name__)
+        self._deafen()
+
+
+def _slot(member_id: str) -> int:
+    return hash(member_id) % _SLOTS

@@ -1,0 +1,222 @@
+"""Each process's own copies of cached badge lists (storage/list_copies.py): served without Redis, and never
+after a change another process made — a write, an uninstall, a dead chain — nor once Redis stops answering.
+The tests through the API run on the single Redis and on the 3-master cluster."""
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from b24app import create_app
+from b24app.storage import keys
+from b24app.storage.badge_cache import QUIET
+from b24app.storage.connection import connect
+from b24app.storage.list_copies import Hearing, ListCopies
+from b24app.web.common import services as services_of
+from tests.integration.api import Api, session_for
+from tests.integration.helpers import portal_requests, redis_commands
+from tests.support.redis_servers import PrivateRedis
+from tests.support.wiring import serve
+
+SEED = {"code": "missedCall", "title": "Call Status", "value": "Missed", "type": "failure"}
+
+
+def _until(condition: Any, what: str, seconds: float = 5.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
+
+
+def _copies(app: Any) -> ListCopies:
+    copies = services_of(app).badges._cache.copies
+    assert copies is not None
+    return copies
+
+
+@pytest.fixture
+def b24(b24_on_both: Any) -> Any:
+    return b24_on_both
+
+
+@pytest.fixture
+def other(b24: Any) -> Iterator[tuple[str, Any]]:
+    """A second deployment of the same app on the same Redis and portal, as another process or host would be."""
+    with serve(lambda _url: create_app(b24.config, configure_logs=False)) as (url, app):
+        yield url, app
+        _copies(app).close()
+
+
+def _warm(api: Api, app: Any) -> None:
+    """Read until the process holds its own copy of the list: a miss past the writes' quiet second fills
+    Redis, a Redis hit fills the process."""
+    _copies(app).get("warm-up")  # starts listening
+    _until(lambda: _copies(app).hearing is Hearing.HEARING, "the process never heard Redis's announcements")
+    time.sleep(QUIET)
+    api.get("/badges")
+    assert api.get("/badges").headers["X-Cache"] == "hit"
+
+
+def _codes(response: Any) -> list[str]:
+    assert response.status_code == 200, response.text
+    return [b["code"] for b in response.json()["badges"]]
+
+
+def test_a_process_serves_its_own_copy_without_asking_redis_or_the_portal(b24: Any, monkeypatch: Any) -> None:
+    portal = b24.installed_portal()
+    api = session_for(b24, portal)
+    assert api.post("/badges", json=SEED).status_code == 201
+    b24.services.jobs.wait()
+    _warm(api, b24.app)
+    listed = portal_requests(b24.sandbox, portal.member_id).get("crm.activity.badge.list", 0)
+    sent = redis_commands(b24.services.redis, monkeypatch)
+    for _ in range(3):
+        hit = api.get("/badges")
+        assert (_codes(hit), hit.headers["X-Cache"]) == (["missedCall"], "hit")
+    assert sent == []
+    assert portal_requests(b24.sandbox, portal.member_id).get("crm.activity.badge.list", 0) == listed
+
+
+def test_a_write_through_one_process_is_seen_at_once_by_another_holding_a_copy(b24: Any, other: Any,
+                                                                              monkeypatch: Any) -> None:
+    """Read-your-writes across processes: each write goes through the first deployment, the very next read
+    through the second, which held a copy of the list until then (proven: it answered without Redis)."""
+    url, app = other
+    portal = b24.installed_portal()
+    writer = session_for(b24, portal)
+    reader = Api(url, writer.headers["Authorization"].removeprefix("Bearer "))
+    assert writer.post("/badges", json=SEED).status_code == 201
+    b24.services.jobs.wait()
+    sent = redis_commands(services_of(app).redis, monkeypatch)
+    expected = ["missedCall"]
+    for round_no in range(3):
+        _warm(reader, app)
+        sent.clear()
+        assert _codes(reader.get("/badges")) == expected
+        assert sent == [], "the second deployment answered from its own copy"
+        code = f"seen{round_no}"
+        assert writer.post("/badges", json={**SEED, "code": code}).status_code == 201
+        expected.append(code)
+        assert _codes(reader.get("/badges")) == expected
+    _warm(reader, app)
+    assert writer.delete("/badges/seen0").status_code == 204
+    assert "seen0" not in _codes(reader.get("/badges"))
+
+
+def test_a_portal_uninstalled_or_dead_through_another_process_gets_no_copy(b24: Any, other: Any) -> None:
+    url, app = other
+    reauth, gone = b24.installed_portal(), b24.installed_portal()
+    readers = {}
+    for portal in (reauth, gone):
+        writer = session_for(b24, portal)
+        assert writer.post("/badges", json=SEED).status_code == 201
+        readers[portal.member_id] = Api(url, writer.headers["Authorization"].removeprefix("Bearer "))
+    b24.services.jobs.wait()
+    for portal in (reauth, gone):
+        _warm(readers[portal.member_id], app)
+    b24.services.store.needs_reauth(reauth.member_id, "")
+    b24.sandbox.uninstall(gone)
+    refused = readers[reauth.member_id].get("/badges")
+    assert (refused.status_code, refused.json()["error"]) == (409, "NEEDS_REAUTH")
+    refused = readers[gone.member_id].get("/badges")
+    assert (refused.status_code, refused.json()["error"]) == (410, "APP_UNINSTALLED")
+
+
+def test_a_lost_subscription_serves_no_copy_and_misses_no_write(b24: Any, other: Any) -> None:
+    """The subscriber's connection is cut and a write lands before it is back: the copy is not served."""
+    url, app = other
+    portal = b24.installed_portal()
+    writer = session_for(b24, portal)
+    reader = Api(url, writer.headers["Authorization"].removeprefix("Bearer "))
+    assert writer.post("/badges", json=SEED).status_code == 201
+    b24.services.jobs.wait()
+    _warm(reader, app)
+    subscribed = _copies(app)._pubsub.connection
+    server = redis.Redis(host=subscribed.host, port=subscribed.port)
+    with _copies(app)._lock:  # the subscriber cannot read while the connection is cut and the write made
+        assert server.client_kill_filter(_type="pubsub") >= 1
+        assert writer.post("/badges", json={**SEED, "code": "whileCut"}).status_code == 201
+    assert _codes(reader.get("/badges")) == ["missedCall", "whileCut"]
+    _warm(reader, app)
+    assert _codes(reader.get("/badges")) == ["missedCall", "whileCut"]
+    server.close()
+
+
+def test_a_read_overtaken_by_a_change_is_not_kept(redis_client: redis.Redis) -> None:
+    copies = ListCopies(connect(_url(redis_client)))
+    try:
+        copies.get("M")
+        _until(lambda: copies.hearing is Hearing.HEARING, "never heard")
+        ticket = copies.ticket("M")
+        redis_client.publish(keys.CHANGES, keys.badge_cache("M"))
+        time.sleep(0.05)
+        assert not copies.keep("M", b"[]", ticket)
+        assert copies.keep("M", b"[1]", copies.ticket("M"))
+        assert copies.keep("other", b"[2]", copies.ticket("other"))
+        redis_client.publish(keys.CHANGES, keys.portal("M"))
+        time.sleep(0.05)
+        assert (copies.get("M"), copies.get("other")) == (None, b"[2]")
+    finally:
+        copies.close()
+
+
+def test_copies_are_bounded_and_expire(redis_client: redis.Redis) -> None:
+    copies = ListCopies(connect(_url(redis_client)), max_copies=2, ttl=0.3)
+    try:
+        copies.get("a")
+        _until(lambda: copies.hearing is Hearing.HEARING, "never heard")
+        for member in ("a", "b", "c"):
+            assert copies.keep(member, member.encode(), copies.ticket(member))
+        assert [copies.get(m) for m in ("a", "b", "c")] == [None, b"b", b"c"]
+        time.sleep(0.35)
+        assert copies.get("c") is None
+    finally:
+        copies.close()
+
+
+def test_an_idle_process_stops_listening_and_starts_again_when_read(redis_client: redis.Redis) -> None:
+    def listeners() -> int:
+        return int(dict(redis_client.pubsub_numsub(keys.CHANGES))[keys.CHANGES.encode()])
+    before = listeners()
+    copies = ListCopies(connect(_url(redis_client)), idle=0.4)
+    try:
+        copies.get("a")
+        _until(lambda: copies.hearing is Hearing.HEARING, "never heard")
+        assert listeners() == before + 1
+        assert copies.keep("a", b"a", copies.ticket("a"))
+        _until(lambda: listeners() == before, "an idle process kept listening")
+        assert copies.hearing is Hearing.DEAF
+        assert copies.get("a") is None, "nothing heard while deaf: the copy is gone"
+        _until(lambda: copies.hearing is Hearing.HEARING, "a read did not start listening again")
+    finally:
+        copies.close()
+
+
+def test_a_frozen_redis_stops_every_copy_within_fresh(tmp_path: Path) -> None:
+    private = PrivateRedis(tmp_path)
+    private.start()
+    copies = ListCopies(connect(private.url), fresh=0.3, ping_every=0.05)
+    try:
+        copies.get("a")
+        _until(lambda: copies.hearing is Hearing.HEARING, "never heard")
+        assert copies.keep("a", b"a", copies.ticket("a"))
+        assert copies.get("a") == b"a"
+        private.freeze()
+        try:
+            time.sleep(0.35)
+            assert copies.get("a") is None
+        finally:
+            private.thaw()
+        _until(lambda: copies.get("a") == b"a", "nothing changed while Redis was frozen: the copy is good again")
+    finally:
+        copies.close()
+        private.stop()
+
+
+def _url(client: redis.Redis) -> str:
+    options = client.connection_pool.connection_kwargs
+    return f"redis://{options['host']}:{options['port']}/{options.get('db', 0)}"
