@@ -18,6 +18,10 @@ A copy is served only while the process has heard everything Redis announced up 
   (docs/DESIGN.md §9). A (re)connection starts a new epoch: nothing is served until a `PONG` of that
   epoch arrives, and nothing read before it is kept.
 * A copy is taken only from a read that no announcement for its portal overtook (`ticket`, `keep`).
+* On a Redis Cluster a message published on one master reaches the others' subscribers a bus hop later,
+  so the process subscribes on every primary: the announcement of a change comes straight from the master
+  that made it, as on a single Redis (the copies from the other masters are duplicates, and harmless). All
+  of them must be current for a copy to be served.
 
 A background thread pings every PING_EVERY and applies what arrived; it exits (closing the subscription)
 after IDLE without a read, so an idle process holds no connection and receives nothing.
@@ -34,7 +38,7 @@ from typing import Any
 import redis
 
 from . import keys
-from .connection import OUTAGES, text
+from .connection import OUTAGES, is_cluster, text
 
 log = logging.getLogger(__name__)
 
@@ -81,14 +85,14 @@ class ListCopies:
         self._starting = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._pubsub: Any = None
+        self._subscriptions: list[Any] = []
+        self._pongs: list[float] = []
         self._copies: dict[str, _Copy] = {}
         self._bytes = 0
         self._drops = [0] * _SLOTS
         self._epoch = 0
         self._hearing = Hearing.DEAF
         self._warned = False
-        self._pong = 0.0
         self._used = time.monotonic()
 
     # -- the read path ----------------------------------------------------------------------------
@@ -143,17 +147,18 @@ class ListCopies:
 
     def _apply(self) -> None:
         """Apply every message already received (no wait). Caller holds the lock."""
-        if self._pubsub is None:
-            return
         try:
-            while (message := self._pubsub.get_message(ignore_subscribe_messages=True, timeout=0.0)) is not None:
-                if message["type"] == "message":
-                    self._changed(keys.member_of(text(message["data"])))
-                elif message["type"] == "pong" and text(message["data"]) == str(self._epoch):
-                    self._pong = time.monotonic()
-                    self._hearing, self._warned = Hearing.HEARING, False
+            for index, subscription in enumerate(self._subscriptions):
+                while (message := subscription.get_message(ignore_subscribe_messages=True, timeout=0.0)) is not None:
+                    if message["type"] == "message":
+                        self._changed(keys.member_of(text(message["data"])))
+                    elif message["type"] == "pong" and text(message["data"]) == self._pong_name(index):
+                        self._pongs[index] = time.monotonic()
         except OUTAGES as exc:
             self._lost(exc)
+            return
+        if self._hearing is Hearing.JOINING and self._pongs and all(self._pongs):
+            self._hearing, self._warned = Hearing.HEARING, False
 
     def _changed(self, member_id: str) -> None:
         self._drops[_slot(member_id)] += 1
@@ -165,23 +170,30 @@ class ListCopies:
             self._bytes -= len(copy.data)
 
     def _serving(self, now: float) -> bool:
-        return self._hearing is Hearing.HEARING and now - self._pong < self.fresh
+        return self._hearing is Hearing.HEARING and now - min(self._pongs) < self.fresh
 
     def _new_epoch(self) -> None:
         """Whatever happened before is unknown: forget every copy and refuse reads taken before."""
         self._epoch += 1
+        self._pongs = [0.0] * len(self._subscriptions)
         self._copies.clear()
         self._bytes = 0
 
+    def _pong_name(self, index: int) -> str:
+        return f"{self._epoch}:{index}"
+
     def _deafen(self) -> None:
+        subscriptions, self._subscriptions = self._subscriptions, []
         self._new_epoch()
         self._hearing = Hearing.DEAF
-        pubsub, self._pubsub = self._pubsub, None
-        if pubsub is not None:
+        self._close(subscriptions)
+
+    def _close(self, subscriptions: list[Any]) -> None:
+        for subscription in subscriptions:
             try:
-                if pubsub.connection is not None:
-                    pubsub.connection.deregister_connect_callback(self._reconnected)
-                pubsub.close()
+                if subscription.connection is not None:
+                    subscription.connection.deregister_connect_callback(self._reconnected)
+                subscription.close()
             except OUTAGES:
                 pass
 
@@ -209,7 +221,7 @@ class ListCopies:
                 with self._lock:
                     self._deafen()
                 return
-            if self._pubsub is None and not self._subscribe():
+            if not self._subscriptions and not self._subscribe():
                 self._stop.wait(RETRY_AFTER)
                 continue
             with self._lock:
@@ -218,26 +230,30 @@ class ListCopies:
             self._stop.wait(self.ping_every)
 
     def _subscribe(self) -> bool:
-        """Open the subscription outside the lock (a connect may take its timeout), then start an epoch."""
-        pubsub = self._client.pubsub()  # type: ignore[no-untyped-call]
+        """Open the subscriptions outside the lock (a connect may take its timeout), then start an epoch."""
+        subscriptions: list[Any] = []
         try:
-            pubsub.subscribe(keys.CHANGES)
-            pubsub.connection.register_connect_callback(self._reconnected)
+            client: Any = self._client
+            for node in client.get_primaries() if is_cluster(self._client) else [None]:
+                subscription = client.pubsub(node=node) if node is not None else client.pubsub()
+                subscriptions.append(subscription)
+                subscription.subscribe(keys.CHANGES)
+                subscription.connection.register_connect_callback(self._reconnected)
         except OUTAGES:
-            pubsub.close()
+            self._close(subscriptions)
             return False
         with self._lock:
+            self._subscriptions = subscriptions
             self._new_epoch()
-            self._pubsub, self._hearing = pubsub, Hearing.JOINING
+            self._hearing = Hearing.JOINING
         return True
 
     def _ping(self) -> None:
-        """Caller holds the lock. The PONG names the epoch, so one from before a reconnection counts for
-        nothing."""
-        if self._pubsub is None:
-            return
+        """Caller holds the lock. Each PONG names the epoch and the subscription, so one from before a
+        reconnection counts for nothing."""
         try:
-            self._pubsub.ping(str(self._epoch))
+            for index, subscription in enumerate(self._subscriptions):
+                subscription.ping(self._pong_name(index))
         except OUTAGES as exc:
             self._lost(exc)
 

@@ -61,6 +61,14 @@ def _warm(api: Api, app: Any) -> None:
     assert api.get("/badges").headers["X-Cache"] == "hit"
 
 
+def _sessions(b24: Any, url: str, portal: Any) -> tuple[Api, Api]:
+    """One badge written, then the same UI session through the first deployment and through the second."""
+    writer = session_for(b24, portal)
+    assert writer.post("/badges", json=SEED).status_code == 201
+    b24.services.jobs.wait()
+    return writer, Api(url, writer.headers["Authorization"].removeprefix("Bearer "))
+
+
 def _codes(response: Any) -> list[str]:
     assert response.status_code == 200, response.text
     return [b["code"] for b in response.json()["badges"]]
@@ -86,11 +94,7 @@ def test_a_write_through_one_process_is_seen_at_once_by_another_holding_a_copy(b
     """Read-your-writes across processes: each write goes through the first deployment, the very next read
     through the second, which held a copy of the list until then (proven: it answered without Redis)."""
     url, app = other
-    portal = b24.installed_portal()
-    writer = session_for(b24, portal)
-    reader = Api(url, writer.headers["Authorization"].removeprefix("Bearer "))
-    assert writer.post("/badges", json=SEED).status_code == 201
-    b24.services.jobs.wait()
+    writer, reader = _sessions(b24, url, b24.installed_portal())
     sent = redis_commands(services_of(app).redis, monkeypatch)
     expected = ["missedCall"]
     for round_no in range(3):
@@ -110,14 +114,9 @@ def test_a_write_through_one_process_is_seen_at_once_by_another_holding_a_copy(b
 def test_a_portal_uninstalled_or_dead_through_another_process_gets_no_copy(b24: Any, other: Any) -> None:
     url, app = other
     reauth, gone = b24.installed_portal(), b24.installed_portal()
-    readers = {}
-    for portal in (reauth, gone):
-        writer = session_for(b24, portal)
-        assert writer.post("/badges", json=SEED).status_code == 201
-        readers[portal.member_id] = Api(url, writer.headers["Authorization"].removeprefix("Bearer "))
-    b24.services.jobs.wait()
-    for portal in (reauth, gone):
-        _warm(readers[portal.member_id], app)
+    readers = {portal.member_id: _sessions(b24, url, portal)[1] for portal in (reauth, gone)}
+    for reader in readers.values():
+        _warm(reader, app)
     b24.services.store.needs_reauth(reauth.member_id, "")
     b24.sandbox.uninstall(gone)
     refused = readers[reauth.member_id].get("/badges")
@@ -127,23 +126,22 @@ def test_a_portal_uninstalled_or_dead_through_another_process_gets_no_copy(b24: 
 
 
 def test_a_lost_subscription_serves_no_copy_and_misses_no_write(b24: Any, other: Any) -> None:
-    """The subscriber's connection is cut and a write lands before it is back: the copy is not served."""
+    """The subscribers' connections (one per primary) are cut and a write lands before they are back: the
+    copy is not served."""
     url, app = other
-    portal = b24.installed_portal()
-    writer = session_for(b24, portal)
-    reader = Api(url, writer.headers["Authorization"].removeprefix("Bearer "))
-    assert writer.post("/badges", json=SEED).status_code == 201
-    b24.services.jobs.wait()
+    writer, reader = _sessions(b24, url, b24.installed_portal())
     _warm(reader, app)
-    subscribed = _copies(app)._pubsub.connection
-    server = redis.Redis(host=subscribed.host, port=subscribed.port)
+    servers = [redis.Redis(host=subscription.connection.host, port=subscription.connection.port)
+               for subscription in _copies(app)._subscriptions]
     with _copies(app)._lock:  # the subscriber cannot read while the connection is cut and the write made
-        assert server.client_kill_filter(_type="pubsub") >= 1
+        for server in servers:
+            assert server.client_kill_filter(_type="pubsub") >= 1
         assert writer.post("/badges", json={**SEED, "code": "whileCut"}).status_code == 201
     assert _codes(reader.get("/badges")) == ["missedCall", "whileCut"]
     _warm(reader, app)
     assert _codes(reader.get("/badges")) == ["missedCall", "whileCut"]
-    server.close()
+    for server in servers:
+        server.close()
 
 
 def test_a_read_overtaken_by_a_change_is_not_kept(redis_client: redis.Redis) -> None:
