@@ -111,8 +111,12 @@ class ListCopies:
 
     def ticket(self, member_id: str) -> Ticket:
         """Taken before a read goes to Redis. Only a read sent while hearing can be kept: before the first
-        PONG of an epoch, the subscription may not be in force yet at the server."""
-        epoch = self._epoch if self._hearing is Hearing.HEARING else -1
+        PONG of an epoch, the subscription may not be in force yet at the server. The epoch is read before
+        the state, which every change of epoch leaves first (`_leave`), so no ticket pairs a new epoch with
+        the hearing of the old one."""
+        epoch = self._epoch
+        if self._hearing is not Hearing.HEARING:
+            epoch = -1
         return Ticket(epoch, self._drops[_slot(member_id)])
 
     def keep(self, member_id: str, data: bytes, ticket: Ticket) -> bool:
@@ -172,8 +176,9 @@ class ListCopies:
     def _serving(self, now: float) -> bool:
         return self._hearing is Hearing.HEARING and now - min(self._pongs) < self.fresh
 
-    def _new_epoch(self) -> None:
+    def _leave(self, hearing: Hearing) -> None:
         """Whatever happened before is unknown: forget every copy and refuse reads taken before."""
+        self._hearing = hearing
         self._epoch += 1
         self._pongs = [0.0] * len(self._subscriptions)
         self._copies.clear()
@@ -184,8 +189,7 @@ class ListCopies:
 
     def _deafen(self) -> None:
         subscriptions, self._subscriptions = self._subscriptions, []
-        self._new_epoch()
-        self._hearing = Hearing.DEAF
+        self._leave(Hearing.DEAF)
         self._close(subscriptions)
 
     def _close(self, subscriptions: list[Any]) -> None:
@@ -199,8 +203,7 @@ class ListCopies:
 
     def _reconnected(self, _connection: Any) -> None:
         """redis-py re-subscribes a broken subscription by itself: what was sent meanwhile is lost."""
-        self._new_epoch()
-        self._hearing = Hearing.JOINING
+        self._leave(Hearing.JOINING)
 
     # -- the listener -------------------------------------------------------------------------------
 
@@ -244,8 +247,7 @@ class ListCopies:
             return False
         with self._lock:
             self._subscriptions = subscriptions
-            self._new_epoch()
-            self._hearing = Hearing.JOINING
+            self._leave(Hearing.JOINING)
         return True
 
     def _ping(self) -> None:
