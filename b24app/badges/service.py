@@ -54,8 +54,7 @@ class Badges:
         self.prefix = prefix
 
     def close(self) -> None:
-        if self._cache.copies is not None:
-            self._cache.copies.close()
+        self._cache.close()
 
     # -- reads ---------------------------------------------------------------------------------
 

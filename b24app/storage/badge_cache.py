@@ -81,17 +81,18 @@ class BadgeListCache:
         to hand back to `fill` (empty, so that nothing is stored, within QUIET of a write). The process's
         copy when it may be served, else one round-trip."""
         copies = self.copies
-        if copies is None:
-            data, generation = self._read(keys=[keys.badge_cache(member_id), keys.portal(member_id)])
-            return (data or None), text(generation)
-        copy = copies.get(member_id)
-        if copy is not None:
+        if copies is not None and (copy := copies.get(member_id)) is not None:
             return copy, ""
-        ticket = copies.ticket(member_id)
+        ticket = copies.ticket(member_id) if copies is not None else None
         data, generation = self._read(keys=[keys.badge_cache(member_id), keys.portal(member_id)])
-        if data:
+        if data and copies is not None and ticket is not None:
             copies.keep(member_id, data, ticket)
         return (data or None), text(generation)
+
+    def close(self) -> None:
+        """Stop the process's copies (process shutdown)."""
+        if self.copies is not None:
+            self.copies.close()
 
     def fill(self, member_id: str, generation: str, data: bytes) -> bool:
         if not generation:
