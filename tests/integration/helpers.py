@@ -66,15 +66,21 @@ def eventually(check: Callable[[], bool], timeout: float = 10.0, interval: float
 
 def redis_commands(client: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, ...]]:
     """Every command `client` sends from now on: its name and what it names — for a script its SHA and keys,
-    else its first argument."""
+    else its first argument. A script call that Redis refuses with NOSCRIPT (its script cache is empty after a
+    restart or `SCRIPT FLUSH`) is not counted: redis-py loads the script and sends the call again."""
     sent: list[tuple[str, ...]] = []
     real = client.execute_command
 
     def counted(*args: Any, **options: Any) -> Any:
         if args[0] == "EVALSHA":
-            sent.append(("EVALSHA", str(args[1]), *(str(key) for key in args[3:3 + int(args[2])])))
+            command = ("EVALSHA", str(args[1]), *(str(key) for key in args[3:3 + int(args[2])]))
         else:
-            sent.append((str(args[0]), *(str(arg) for arg in args[1:2])))
-        return real(*args, **options)
+            command = (str(args[0]), *(str(arg) for arg in args[1:2]))
+        sent.append(command)
+        try:
+            return real(*args, **options)
+        except redis.exceptions.NoScriptError:
+            sent.remove(command)
+            raise
     monkeypatch.setattr(client, "execute_command", counted)
     return sent
