@@ -21,7 +21,9 @@ A copy is served only while the process has heard everything Redis announced up 
 * On a Redis Cluster a message published on one master reaches the others' subscribers a bus hop later,
   so the process subscribes on every primary: the announcement of a change comes straight from the master
   that made it, as on a single Redis (the copies from the other masters are duplicates, and harmless). All
-  of them must be current for a copy to be served.
+  of them must be current for a copy to be served. The cluster's primaries are asked every TOPOLOGY_EVERY
+  (`CLUSTER SLOTS`); when they changed — slots moved onto a new master, a replica promoted — the process
+  starts over on the new ones, so an announcement reaches it a bus hop late for at most that long.
 
 A background thread pings every PING_EVERY and applies what arrived; it exits (closing the subscription)
 after IDLE without a read, so an idle process holds no connection and receives nothing.
@@ -36,6 +38,7 @@ from enum import Enum
 from typing import Any
 
 import redis
+from redis.cluster import RedisCluster
 
 from . import keys
 from .connection import OUTAGES, is_cluster, text
@@ -47,6 +50,7 @@ FRESH = 0.5
 COPY_TTL = 5.0
 IDLE = 10.0
 RETRY_AFTER = 1.0
+TOPOLOGY_EVERY = 1.0
 MAX_COPIES = 10_000
 MAX_BYTES = 32 * 1024 * 1024
 _SLOTS = 1024
@@ -86,6 +90,7 @@ class ListCopies:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._subscriptions: list[Any] = []
+        self._topology: frozenset[str] = frozenset()
         self._pongs: list[float] = []
         self._copies: dict[str, _Copy] = {}
         self._bytes = 0
@@ -189,6 +194,7 @@ class ListCopies:
 
     def _deafen(self) -> None:
         subscriptions, self._subscriptions = self._subscriptions, []
+        self._topology = frozenset()
         self._leave(Hearing.DEAF)
         self._close(subscriptions)
 
@@ -219,6 +225,7 @@ class ListCopies:
         return now
 
     def _listen(self) -> None:
+        checked = time.monotonic()
         while not self._stop.is_set():
             if time.monotonic() - self._used > self.idle:
                 with self._lock:
@@ -230,14 +237,21 @@ class ListCopies:
             with self._lock:
                 self._apply()
                 self._ping()
+            if self._topology and time.monotonic() - checked >= TOPOLOGY_EVERY:
+                checked = time.monotonic()
+                if self._moved():
+                    with self._lock:
+                        self._deafen()
+                    continue
             self._stop.wait(self.ping_every)
 
     def _subscribe(self) -> bool:
         """Open the subscriptions outside the lock (a connect may take its timeout), then start an epoch."""
         subscriptions: list[Any] = []
+        client: Any = self._client
         try:
-            client: Any = self._client
-            for node in client.get_primaries() if is_cluster(self._client) else [None]:
+            nodes, topology = self._current_primaries() if is_cluster(self._client) else ([None], frozenset())
+            for node in nodes:
                 subscription = client.pubsub(node=node) if node is not None else client.pubsub()
                 subscriptions.append(subscription)
                 subscription.subscribe(keys.CHANGES)
@@ -247,8 +261,27 @@ class ListCopies:
             return False
         with self._lock:
             self._subscriptions = subscriptions
+            self._topology = topology
             self._leave(Hearing.JOINING)
         return True
+
+    def _current_primaries(self) -> tuple[list[Any], frozenset[str]]:
+        """The client's primaries, after making it read the cluster's map again if the cluster now names
+        others (the client itself learns of a change only when a command of its own is redirected), and
+        the cluster's own list, which `_moved` compares with."""
+        client: Any = self._client
+        topology = _primaries(client)
+        if topology != {node.name for node in client.get_primaries()}:
+            client.nodes_manager.initialize()
+        return list(client.get_primaries()), topology
+
+    def _moved(self) -> bool:
+        """The cluster names other primaries than when the process subscribed. An unanswered question is
+        not a move: the PINGs stop the copies if a primary is gone."""
+        try:
+            return _primaries(self._client) != self._topology
+        except OUTAGES:
+            return False
 
     def _ping(self) -> None:
         """Caller holds the lock. Each PONG names the epoch and the subscription, so one from before a
@@ -266,6 +299,12 @@ class ListCopies:
             log.warning("badge list announcements lost (%s); lists are read from Redis until heard again",
                         type(exc).__name__)
         self._deafen()
+
+
+def _primaries(client: Any) -> frozenset[str]:
+    """The primaries that hold slots, as a node of the cluster says now."""
+    slots = client.cluster_slots(target_nodes=RedisCluster.RANDOM)
+    return frozenset(f"{host}:{port}" for host, port in (entry["primary"] for entry in slots.values()))
 
 
 def _slot(member_id: str) -> int:

@@ -19,7 +19,7 @@ from b24app.storage.list_copies import Hearing, ListCopies
 from b24app.web.common import services as services_of
 from tests.integration.api import Api, session_for
 from tests.integration.helpers import portal_requests, redis_commands
-from tests.support.redis_servers import PrivateRedis
+from tests.support.redis_servers import PrivateRedis, RedisCluster3
 from tests.support.wiring import serve
 
 SEED = {"code": "missedCall", "title": "Call Status", "value": "Missed", "type": "failure"}
@@ -176,9 +176,14 @@ def test_copies_are_bounded_and_expire(redis_client: redis.Redis) -> None:
         copies.close()
 
 
+def _listeners(server: redis.Redis) -> int:
+    """How many subscribers this server has on the announcements' channel."""
+    return int(dict(server.pubsub_numsub(keys.CHANGES))[keys.CHANGES.encode()])
+
+
 def test_an_idle_process_stops_listening_and_starts_again_when_read(redis_client: redis.Redis) -> None:
     def listeners() -> int:
-        return int(dict(redis_client.pubsub_numsub(keys.CHANGES))[keys.CHANGES.encode()])
+        return _listeners(redis_client)
     before = listeners()
     copies = ListCopies(connect(_url(redis_client)), idle=0.4)
     try:
@@ -213,6 +218,69 @@ def test_a_frozen_redis_stops_every_copy_within_fresh(tmp_path: Path) -> None:
     finally:
         copies.close()
         private.stop()
+
+
+def test_slots_moved_onto_a_new_master_are_heard_from_it_directly(tmp_path: Path) -> None:
+    """A reshard onto a master added to the cluster: within TOPOLOGY_EVERY the process subscribes there too
+    (the client itself would not know of it until one of its own commands was redirected), so the
+    announcements of the portals whose slots moved come straight from it, not a bus hop late."""
+    cluster = RedisCluster3(tmp_path)
+    cluster.start()
+    client = connect(cluster.url)
+    copies = ListCopies(client)
+    try:
+        copies.get("M")
+        _until(lambda: copies.hearing is Hearing.HEARING, "never heard")
+        added = redis.Redis(port=cluster.add_primary())
+        assert _listeners(added) == 0
+        cluster.move_slot(client.keyslot(keys.badge_cache("M")), added.connection_pool.connection_kwargs["port"])
+        _until(lambda: _reading(copies) and _listeners(added) == 1, "the process never subscribed on the new master",
+               seconds=10)
+        assert [_listeners(redis.Redis(port=port)) for port in cluster.ports] == [1] * 4
+        _until(lambda: _reading(copies) and copies.hearing is Hearing.HEARING, "never heard again")
+        assert copies.keep("M", b"[1]", copies.ticket("M"))
+        assert copies.get("M") == b"[1]"
+        client.eval(keys.lua_announce("KEYS[1]"), 1, keys.badge_cache("M"))
+        _until(lambda: copies.get("M") is None, "the new master's announcement was not heard")
+    finally:
+        copies.close()
+        client.close()
+        cluster.stop()
+
+
+def test_a_replica_promoted_in_place_of_a_lost_master_is_listened_to(tmp_path: Path) -> None:
+    """A master lost and its replica promoted: copies stop at once (its subscription is gone), and the process
+    subscribes on the new master although its client was never redirected there."""
+    cluster = RedisCluster3(tmp_path, replicas=1)
+    cluster.start()
+    client = connect(cluster.url)
+    copies = ListCopies(client)
+    try:
+        copies.get("M")
+        _until(lambda: copies.hearing is Hearing.HEARING, "never heard")
+        assert copies.keep("M", b"[1]", copies.ticket("M"))
+        owner = client.get_node_from_key(keys.badge_cache("M")).port
+        replica = redis.Redis(port=cluster.replica_of(owner))
+        assert _listeners(replica) == 0
+        cluster.processes[cluster.ports.index(owner)].kill()
+        _until(lambda: copies.get("M") is None, "a copy was served after its master was lost")
+        cluster.kill(owner)
+        _until(lambda: _reading(copies) and _listeners(replica) == 1 and copies.hearing is Hearing.HEARING,
+               "the process never listened to the promoted replica", seconds=15)
+        assert copies.get("M") is None, "nothing heard while a master was lost: no copy from before"
+        assert copies.keep("M", b"[2]", copies.ticket("M"))
+        client.eval(keys.lua_announce("KEYS[1]"), 1, keys.badge_cache("M"))
+        _until(lambda: copies.get("M") is None, "the promoted master's announcement was not heard")
+    finally:
+        copies.close()
+        client.close()
+        cluster.stop()
+
+
+def _reading(copies: ListCopies) -> bool:
+    """A read, which keeps the process listening (it stops when idle)."""
+    copies.get("a read")
+    return True
 
 
 def _url(client: redis.Redis) -> str:

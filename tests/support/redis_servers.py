@@ -78,11 +78,13 @@ def cluster_ports(count: int) -> list[int]:
 
 
 class RedisCluster3:
-    """Three masters, no replicas, from the stock redis-server: `url` names one node, as an operator would."""
+    """Three masters (each with `replicas` replicas), from the stock redis-server: `url` names one node, as
+    an operator would."""
 
-    def __init__(self, data_dir: Path, masters: int = 3) -> None:
+    def __init__(self, data_dir: Path, masters: int = 3, replicas: int = 0) -> None:
         self.data_dir = data_dir
-        self.ports = cluster_ports(masters)
+        self.replicas = replicas
+        self.ports = cluster_ports(masters * (1 + replicas))
         self.processes: list[subprocess.Popen[bytes]] = []
 
     @property
@@ -91,22 +93,70 @@ class RedisCluster3:
 
     def start(self) -> None:
         for port in self.ports:
-            node_dir = self.data_dir / str(port)
-            node_dir.mkdir(parents=True, exist_ok=True)
-            self.processes.append(subprocess.Popen(
-                [_redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(node_dir),
-                 "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000",
-                 "--save", "", "--appendonly", "no", "--protected-mode", "no"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        for port in self.ports:
-            _wait_for(redis.Redis(port=port), "a cluster node did not start")
-        subprocess.run([shutil.which("redis-cli") or "redis-cli", "--cluster", "create",
-                        *(f"127.0.0.1:{port}" for port in self.ports), "--cluster-replicas", "0", "--cluster-yes"],
+            self._start_node(port)
+        self._cli("create", *(f"127.0.0.1:{port}" for port in self.ports), "--cluster-replicas", str(self.replicas))
+        self._until_agreed(replicas=self.replicas)
+
+    def replica_of(self, port: int) -> int:
+        entry = next(entry for entry in redis.Redis(port=self.ports[0]).execute_command("CLUSTER SLOTS")
+                     if int(entry[2][1]) == port)
+        return int(entry[3][1])
+
+    def kill(self, port: int) -> None:
+        """SIGKILL one node; returns once the others agree on the map without it (a replica promoted)."""
+        process = self.processes.pop(self.ports.index(port))
+        self.ports.remove(port)
+        process.kill()
+        process.wait(10)
+        self._until_agreed(gone=port)
+
+    def add_primary(self) -> int:
+        """A new master, with no slots yet (`move_slot` gives it some), as an operator scaling out does."""
+        port = next(port for port in cluster_ports(len(self.ports) + 1) if port not in self.ports)
+        self._start_node(port)
+        self._cli("add-node", f"127.0.0.1:{port}", f"127.0.0.1:{self.ports[0]}")
+        self.ports.append(port)
+        self._until_agreed()
+        return port
+
+    def move_slot(self, slot: int, port: int) -> None:
+        """Move an empty slot to the master on `port`, the steps of a reshard (CLUSTER SETSLOT)."""
+        owner = next(port for port in self.ports
+                     if slot in _own_slots(redis.Redis(port=port).execute_command("CLUSTER SLOTS"), port))
+        source, target = redis.Redis(port=owner), redis.Redis(port=port)
+        source_id, target_id = (text(node.execute_command("CLUSTER MYID")) for node in (source, target))
+        target.execute_command("CLUSTER SETSLOT", slot, "IMPORTING", source_id)
+        source.execute_command("CLUSTER SETSLOT", slot, "MIGRATING", target_id)
+        for node in (target, source):
+            node.execute_command("CLUSTER SETSLOT", slot, "NODE", target_id)
+        self._until_agreed()
+
+    def _start_node(self, port: int) -> None:
+        node_dir = self.data_dir / str(port)
+        node_dir.mkdir(parents=True, exist_ok=True)
+        self.processes.append(subprocess.Popen(
+            [_redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(node_dir),
+             "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000",
+             "--save", "", "--appendonly", "no", "--protected-mode", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        _wait_for(redis.Redis(port=port), "a cluster node did not start")
+
+    def _cli(self, command: str, *args: str) -> None:
+        subprocess.run([shutil.which("redis-cli") or "redis-cli", "--cluster", command, *args, "--cluster-yes"],
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+
+    def _until_agreed(self, gone: int | None = None, replicas: int = 0) -> None:
+        """Every node says the cluster is ok and gives the same map of slots, with no master on `gone` and
+        at least `replicas` replicas of each master."""
         deadline = time.monotonic() + 30
-        while any(redis.Redis(port=port).execute_command("CLUSTER INFO").get("cluster_state") != "ok"
-                  for port in self.ports):
-            assert time.monotonic() < deadline, "the cluster never became ok"
+        while True:
+            nodes = [redis.Redis(port=port) for port in self.ports]
+            states = {text(node.execute_command("CLUSTER INFO").get("cluster_state")) for node in nodes}
+            maps = [sorted(node.execute_command("CLUSTER SLOTS")) for node in nodes]
+            if states == {"ok"} and len({repr(m) for m in maps}) == 1 and not _own_slots(maps[0], gone or 0) \
+                    and all(len(entry) - 3 >= replicas for entry in maps[0]):
+                return
+            assert time.monotonic() < deadline, f"the cluster never agreed: {states}, {len(maps)} maps"
             time.sleep(0.1)
 
     def flush(self) -> None:
@@ -118,6 +168,14 @@ class RedisCluster3:
             if process.poll() is None:
                 process.kill()
                 process.wait(10)
+
+
+def _own_slots(slots: list, port: int) -> set[int]:
+    return {slot for entry in slots if int(entry[2][1]) == port for slot in range(int(entry[0]), int(entry[1]) + 1)}
+
+
+def text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _wait_for(client: redis.Redis, message: str) -> None:
