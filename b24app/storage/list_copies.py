@@ -256,8 +256,10 @@ class ListCopies:
                 subscriptions.append(subscription)
                 subscription.subscribe(keys.CHANGES)
                 subscription.connection.register_connect_callback(self._reconnected)
-        except OUTAGES:
+        except OUTAGES as exc:
             self._close(subscriptions)
+            with self._lock:
+                self._lost(exc)
             return False
         with self._lock:
             self._subscriptions = subscriptions

@@ -19,6 +19,7 @@ from b24app.storage.list_copies import Hearing, ListCopies
 from b24app.web.common import services as services_of
 from tests.integration.api import Api, session_for
 from tests.integration.helpers import portal_requests, redis_commands
+from tests.support.processes import free_port
 from tests.support.redis_servers import PrivateRedis, RedisCluster3
 from tests.support.wiring import serve
 
@@ -217,6 +218,35 @@ def test_a_frozen_redis_stops_every_copy_within_fresh(tmp_path: Path) -> None:
         _until(lambda: copies.get("a") == b"a", "nothing changed while Redis was frozen: the copy is good again")
     finally:
         copies.close()
+        private.stop()
+
+
+def test_a_process_that_cannot_listen_says_so_once_and_reads_from_redis(tmp_path: Path, caplog: Any) -> None:
+    """An operator's Redis user without pub/sub on the channel (docs/DEPLOYING.md), or no Redis at all yet:
+    no copy is ever served, and the log says why once, not once per retry."""
+    private = PrivateRedis(tmp_path)
+    private.start()
+    admin = redis.Redis(port=private.port)
+    try:
+        admin.acl_setuser("app", enabled=True, passwords=["+pw"], keys=["*"], channels=[],
+                          commands=["+@all", "-subscribe"])
+        for url, error in ((f"redis://app:pw@127.0.0.1:{private.port}/0", "NoPermissionError"),
+                           (f"redis://127.0.0.1:{free_port()}/0", "ConnectionError")):
+            copies = ListCopies(connect(url))
+            caplog.clear()
+            try:
+                with caplog.at_level("WARNING", logger="b24app.storage.list_copies"):
+                    for _ in range(3):
+                        assert copies.get("a") is None
+                        assert not copies.keep("a", b"a", copies.ticket("a"))
+                        time.sleep(1.1)
+                warned = [r.getMessage() for r in caplog.records if "announcements lost" in r.getMessage()]
+                assert len(warned) == 1 and error in warned[0], warned
+                assert copies.hearing is Hearing.DEAF
+            finally:
+                copies.close()
+    finally:
+        admin.close()
         private.stop()
 
 
