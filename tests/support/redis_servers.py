@@ -14,6 +14,7 @@ from pathlib import Path
 
 import redis
 
+from b24app.storage.connection import text
 from tests.support.processes import free_port
 
 
@@ -149,15 +150,19 @@ class RedisCluster3:
         """Every node says the cluster is ok and gives the same map of slots, with no master on `gone` and
         at least `replicas` replicas of each master."""
         deadline = time.monotonic() + 30
-        while True:
-            nodes = [redis.Redis(port=port) for port in self.ports]
-            states = {text(node.execute_command("CLUSTER INFO").get("cluster_state")) for node in nodes}
-            maps = [sorted(node.execute_command("CLUSTER SLOTS")) for node in nodes]
-            if states == {"ok"} and len({repr(m) for m in maps}) == 1 and not _own_slots(maps[0], gone or 0) \
-                    and all(len(entry) - 3 >= replicas for entry in maps[0]):
-                return
-            assert time.monotonic() < deadline, f"the cluster never agreed: {states}, {len(maps)} maps"
-            time.sleep(0.1)
+        nodes = [redis.Redis(port=port) for port in self.ports]
+        try:
+            while True:
+                states = {text(node.execute_command("CLUSTER INFO").get("cluster_state")) for node in nodes}
+                maps = [sorted(node.execute_command("CLUSTER SLOTS")) for node in nodes]
+                if states == {"ok"} and len({repr(m) for m in maps}) == 1 and not _own_slots(maps[0], gone or 0) \
+                        and all(len(entry) - 3 >= replicas for entry in maps[0]):
+                    return
+                assert time.monotonic() < deadline, f"the cluster never agreed: {states}, {len(maps)} maps"
+                time.sleep(0.1)
+        finally:
+            for node in nodes:
+                node.close()
 
     def flush(self) -> None:
         for port in self.ports:
@@ -172,10 +177,6 @@ class RedisCluster3:
 
 def _own_slots(slots: list, port: int) -> set[int]:
     return {slot for entry in slots if int(entry[2][1]) == port for slot in range(int(entry[0]), int(entry[1]) + 1)}
-
-
-def text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _wait_for(client: redis.Redis, message: str) -> None:
