@@ -13,7 +13,7 @@ A copy is served only while the process has heard everything Redis announced up 
   loopback delivers at once; across hosts it has the write's portal call and the caller's next request as
   a head start).
 * Redis answers a `PING` after everything it sent before, so the latest `PONG` proves the subscriber
-  caught up to when it was sent. A copy is served only while that `PONG` is younger than FRESH: a frozen
+  caught up to when its `PING` was sent. A copy is served only while that was less than FRESH ago: a frozen
   or cut-off Redis stops every copy within FRESH, and reads go to Redis and answer 503 from there
   (docs/DESIGN.md §9). A (re)connection starts a new epoch: nothing is served until a `PONG` of that
   epoch arrives, and nothing read before it is kept.
@@ -161,13 +161,20 @@ class ListCopies:
                 while (message := subscription.get_message(ignore_subscribe_messages=True, timeout=0.0)) is not None:
                     if message["type"] == "message":
                         self._changed(keys.member_of(text(message["data"])))
-                    elif message["type"] == "pong" and text(message["data"]) == self._pong_name(index):
-                        self._pongs[index] = time.monotonic()
+                    elif message["type"] == "pong":
+                        self._ponged(index, text(message["data"]))
         except OUTAGES as exc:
             self._lost(exc)
             return
         if self._hearing is Hearing.JOINING and self._pongs and all(self._pongs):
             self._hearing, self._warned = Hearing.HEARING, False
+
+    def _ponged(self, index: int, data: str) -> None:
+        """A PONG proves the subscriber caught up to when its PING was sent (which the PING names), not to
+        when the PONG was read: a listener late to read must not make an old answer look fresh."""
+        name, _, sent = data.rpartition(":")
+        if name == self._pong_name(index):
+            self._pongs[index] = max(self._pongs[index], float(sent))
 
     def _changed(self, member_id: str) -> None:
         self._drops[_slot(member_id)] += 1
@@ -287,10 +294,10 @@ class ListCopies:
 
     def _ping(self) -> None:
         """Caller holds the lock. Each PONG names the epoch and the subscription, so one from before a
-        reconnection counts for nothing."""
+        reconnection counts for nothing, and when its PING was sent."""
         try:
             for index, subscription in enumerate(self._subscriptions):
-                subscription.ping(self._pong_name(index))
+                subscription.ping(f"{self._pong_name(index)}:{time.monotonic()!r}")
         except OUTAGES as exc:
             self._lost(exc)
 
