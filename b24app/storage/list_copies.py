@@ -160,7 +160,7 @@ class ListCopies:
             for index, subscription in enumerate(self._subscriptions):
                 while (message := subscription.get_message(ignore_subscribe_messages=True, timeout=0.0)) is not None:
                     if message["type"] == "message":
-                        self._changed(keys.member_of(text(message["data"])))
+                        self._announced(text(message["data"]))
                     elif message["type"] == "pong":
                         self._ponged(index, text(message["data"]))
         except OUTAGES as exc:
@@ -175,6 +175,19 @@ class ListCopies:
         name, _, sent = data.rpartition(":")
         if name == self._pong_name(index):
             self._pongs[index] = max(self._pongs[index], float(sent))
+
+    def _announced(self, key: str) -> None:
+        """A message that names no portal (another program on the channel, an older or newer version of
+        this one) could stand for any change: start over, as after a reconnection."""
+        try:
+            member_id = keys.member_of(key)
+        except ValueError:
+            member_id = ""
+        if not member_id:
+            log.warning("an announcement names no portal; every list copy is dropped")
+            self._leave(Hearing.JOINING)
+            return
+        self._changed(member_id)
 
     def _changed(self, member_id: str) -> None:
         self._drops[_slot(member_id)] += 1

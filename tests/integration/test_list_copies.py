@@ -166,6 +166,28 @@ def test_a_read_overtaken_by_a_change_is_not_kept(redis_client: redis.Redis) -> 
         copies.close()
 
 
+def test_a_message_that_names_no_portal_drops_every_copy(redis_client: redis.Redis, caplog: Any) -> None:
+    """Another program publishing on the channel (or another version of this one) cannot break the readers
+    or leave a copy served that its message may have meant: every copy goes, and listening carries on."""
+    copies = ListCopies(connect(_url(redis_client)), fresh=UNHURRIED)
+    try:
+        copies.get("M")
+        _until(lambda: copies.hearing is Hearing.HEARING, "never heard")
+        assert copies.keep("M", b"[1]", copies.ticket("M"))
+        ticket = copies.ticket("other")
+        with caplog.at_level("WARNING", logger="b24app.storage.list_copies"):
+            for junk in ("hello", "}{", ""):
+                redis_client.publish(keys.CHANGES, junk)
+            _until(lambda: copies.get("M") is None, "a copy was served after a message naming no portal")
+        assert any("names no portal" in r.getMessage() for r in caplog.records)
+        assert not copies.keep("other", b"[2]", ticket), "a read from before the message was kept"
+        _until(lambda: copies.hearing is Hearing.HEARING, "stopped listening")
+        assert copies.keep("M", b"[3]", copies.ticket("M"))
+        assert copies.get("M") == b"[3]"
+    finally:
+        copies.close()
+
+
 def test_copies_are_bounded_and_expire(redis_client: redis.Redis) -> None:
     copies = ListCopies(connect(_url(redis_client)), max_copies=2, ttl=0.3, fresh=UNHURRIED)
     try:
